@@ -1,0 +1,5 @@
+import sys
+
+from opendesk.cli import main
+
+sys.exit(main())

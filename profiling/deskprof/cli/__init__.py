@@ -1,0 +1,40 @@
+"""The ``deskprof`` command: one module per verb, listed in ``COMMANDS``.
+
+Each verb module has ``NAME``, ``HELP``, ``prepare_parser(parser)`` and
+``run(args) -> int``. Adding a verb is one new module and one line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+from deskprof import __version__
+from deskprof.cli import doctor
+from deskprof.errors import DeskprofError
+
+COMMANDS: list[ModuleType] = [doctor]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deskprof", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"deskprof {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        verb = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.prepare_parser(verb)
+        verb.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except DeskprofError as exc:
+        print(f"deskprof: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("deskprof: interrupted", file=sys.stderr)
+        return 130
