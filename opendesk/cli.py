@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from opendesk import migrations
 from opendesk.config import DATA_DIR, FIX_NAMES, ConfigError, Settings
 from opendesk.db import make_engine, make_sessionmaker
+from opendesk.processes import die_with_parent, exit_on_sigterm
 from opendesk.redis_server import EmbeddedRedis, RedisUnavailable
 from opendesk.seed import SIZES, seed, seeded_as
 
@@ -123,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     redis_server = None
     worker = None
+    exit_on_sigterm()
     metrics_dir = tempfile.TemporaryDirectory(prefix="opendesk-metrics-")
     try:
         if not settings.redis_url:
@@ -136,7 +138,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             redis_label = settings.redis_url
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
         if "async_notifications" in settings.fixes:
-            worker = subprocess.Popen([sys.executable, "-m", "opendesk", "worker"])
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "opendesk", "worker"], preexec_fn=die_with_parent()
+            )
         print(
             f"OpenDesk listening on http://{args.host}:{args.port} "
             f"(workers={args.workers}, pid={os.getpid()}, "
@@ -153,10 +157,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=False,
         )
+    except SystemExit as exc:
+        # SIGTERM after a clean uvicorn shutdown is how operators stop a server
+        if exc.code != 128 + signal.SIGTERM:
+            raise
     finally:
         if worker is not None:
             worker.terminate()
-            worker.wait(timeout=15)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         if redis_server is not None:
             redis_server.stop()
         metrics_dir.cleanup()

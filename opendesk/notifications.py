@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import redis
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from opendesk import sla
-from opendesk.models import Comment, Notification, Ticket, User
+from opendesk.models import Category, Comment, Notification, Ticket, User
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +34,32 @@ _templates = Environment(
 )
 
 
+SNAPSHOT_FIELDS = (
+    "id", "number", "title", "description", "status", "priority",
+    "creator_id", "assignee_id", "category_id", "created_at",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Job:
-    """What happened, small enough to queue: the worker reads the rest from the database."""
+    """What happened, with the ticket as it was then: a worker that runs later renders
+    the same e-mail the request would have rendered."""
 
     kind: str  # ticket_created | ticket_updated | comment_added
-    ticket_id: int
+    ticket: dict[str, Any]
     actor_id: int
     at: datetime
     comment_id: int | None = None
     changes: dict[str, list[Any]] | None = None
 
+    @classmethod
+    def of(cls, kind: str, ticket: Ticket, actor_id: int, at: datetime, **extra: Any) -> Job:
+        snapshot = {name: getattr(ticket, name) for name in SNAPSHOT_FIELDS}
+        snapshot["created_at"] = ticket.created_at.isoformat()
+        return cls(kind, snapshot, actor_id, at, **extra)
+
     def to_json(self) -> str:
-        payload = {**self.__dict__, "at": self.at.isoformat()}
-        return json.dumps(payload)
+        return json.dumps({**self.__dict__, "at": self.at.isoformat()}, default=str)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Job:
@@ -54,8 +67,13 @@ class Job:
         payload["at"] = datetime.fromisoformat(payload["at"])
         return cls(**payload)
 
+    def ticket_view(self) -> SimpleNamespace:
+        view = SimpleNamespace(**self.ticket)
+        view.created_at = datetime.fromisoformat(self.ticket["created_at"])
+        return view
 
-def _recipients(session: Session, job: Job, ticket: Ticket) -> list[User]:
+
+def _recipients(session: Session, job: Job, ticket: SimpleNamespace) -> list[User]:
     ids: list[int] = []
     internal = False
     if job.kind == "comment_added" and job.comment_id is not None:
@@ -83,17 +101,19 @@ def _recipients(session: Session, job: Job, ticket: Ticket) -> list[User]:
 
 def render_job(session: Session, job: Job, *, closed_form_sla: bool) -> list[Notification]:
     """Render one event into outbox rows (not yet added to the session)."""
-    ticket = session.get(Ticket, job.ticket_id)
-    if ticket is None:  # deleted before the worker got to it
+    ticket = job.ticket_view()
+    if session.get(Ticket, ticket.id) is None:  # deleted before the worker got to it
         return []
     actor = session.get(User, job.actor_id)
+    category = session.get(Category, ticket.category_id) if ticket.category_id else None
+    assignee = session.get(User, ticket.assignee_id) if ticket.assignee_id else None
     template = _templates.get_template(f"{job.kind}.txt")
     context: dict[str, Any] = {
         "ticket": ticket,
         "actor": actor,
-        "creator": ticket.creator,
-        "category": ticket.category.name if ticket.category else "support",
-        "assignee_name": ticket.assignee.name if ticket.assignee else "unassigned",
+        "creator": session.get(User, ticket.creator_id),
+        "category": category.name if category else "support",
+        "assignee_name": assignee.name if assignee else "unassigned",
         "changes": job.changes or {},
         "comment": session.get(Comment, job.comment_id) if job.comment_id else None,
         "due_at": sla.due_time(ticket.created_at, ticket.priority, closed_form=closed_form_sla),

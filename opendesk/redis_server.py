@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opendesk.processes import die_with_parent
+
 
 class RedisUnavailable(RuntimeError):
     pass
@@ -84,7 +86,11 @@ class EmbeddedRedis:
             self._workdir.name,
         ]
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C in a terminal goes to the parent, who stops it
+            preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

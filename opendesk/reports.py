@@ -247,8 +247,8 @@ def sql_sla_compliance(ctx: AppContext, session: Session, w: Window) -> dict[str
         select(Ticket.created_at, Ticket.priority, Ticket.status, Ticket.resolved_at).where(
             w.in_window(Ticket.created_at)
         )
-    ).tuples()
-    return _sla_summary(ctx, w, list(rows))
+    )
+    return _sla_summary(ctx, w, [tuple(row) for row in rows])
 
 
 # --- status and priority distribution ------------------------------------------------

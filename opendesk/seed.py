@@ -464,6 +464,6 @@ def seeded_as(engine: Engine) -> dict[str, str]:
     """The meta facts of an already seeded database ({} when it is not seeded)."""
     try:
         with engine.connect() as conn:
-            return dict(conn.execute(text("SELECT key, value FROM opendesk_meta")).tuples().all())
+            return {k: v for k, v in conn.execute(text("SELECT key, value FROM opendesk_meta"))}
     except Exception:  # no such table: not seeded
         return {}

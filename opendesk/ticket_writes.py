@@ -94,7 +94,7 @@ def create_ticket(
     session.add(ticket)
     session.flush()
     ticket.number = ticket_number(ticket.id)
-    job = notifications.Job("ticket_created", ticket.id, actor.id, now)
+    job = notifications.Job.of("ticket_created", ticket, actor.id, now)
     _dispatch(ctx, session, job)
     return ticket, job
 
@@ -130,7 +130,7 @@ def update_ticket(
             ticket.resolved_at = now
     ticket.updated_at = now
     session.flush()
-    job = notifications.Job("ticket_updated", ticket.id, actor.id, now, changes=changes)
+    job = notifications.Job.of("ticket_updated", ticket, actor.id, now, changes=changes)
     _dispatch(ctx, session, job)
     return job
 
@@ -151,6 +151,6 @@ def add_comment(
     session.add(comment)
     ticket.updated_at = now
     session.flush()
-    job = notifications.Job("comment_added", ticket.id, actor.id, now, comment_id=comment.id)
+    job = notifications.Job.of("comment_added", ticket, actor.id, now, comment_id=comment.id)
     _dispatch(ctx, session, job)
     return comment, job

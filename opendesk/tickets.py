@@ -129,7 +129,7 @@ def _comment_counts(session: Session, ticket_ids: list[int]) -> dict[int, int]:
         .where(Comment.ticket_id.in_(ticket_ids))
         .group_by(Comment.ticket_id)
     )
-    return dict(rows.tuples().all())
+    return {ticket_id: count for ticket_id, count in rows}
 
 
 def _count(ctx: AppContext, session: Session, flt: TicketFilter) -> int:
