@@ -16,3 +16,23 @@ class DeskprofError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class NoSuchProcess(DeskprofError):
+    """The PID given does not exist (or exited before the capture started)."""
+
+
+class PermissionDenied(DeskprofError):
+    """The OS refused to let us look into the target (ptrace)."""
+
+
+class ToolMissing(DeskprofError):
+    """py-spy, memray or gdb is not installed or not usable for this target."""
+
+
+class TargetUnreachable(DeskprofError):
+    """The target URL does not answer."""
+
+
+class BundleError(DeskprofError):
+    """A capture bundle is missing, truncated or of an unknown schema version."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 import subprocess
-import sys
 from pathlib import Path
+
+from deskprof.tools import INSTALL_HINT, find_tool
 
 NAME = "doctor"
 HELP = "check that py-spy, memray, gdb and ptrace permissions are usable here"
@@ -25,19 +26,13 @@ def _version(command: list[str]) -> str | None:
     return text[0] if out.returncode == 0 and text else None
 
 
-def _tool(name: str) -> str | None:
-    # prefer the tool installed beside this interpreter (the project's venv)
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else shutil.which(name)
-
-
 def checks() -> list[tuple[str, bool, str]]:
     """(what, ok, detail) for each requirement of a capture."""
     results = []
     for name, flag in (("py-spy", "--version"), ("memray", "--version"), ("gdb", "--version")):
-        path = _tool(name)
+        path = find_tool(name)
         version = _version([path, flag]) if path else None
-        detail = version or f"{name} not found: run `make venv` (gdb: apt-get install gdb)"
+        detail = version or f"{name} not found: {INSTALL_HINT[name]}"
         results.append((name, version is not None, detail))
     scope_file = Path("/proc/sys/kernel/yama/ptrace_scope")
     scope = scope_file.read_text().strip() if scope_file.exists() else "absent"
@@ -54,8 +49,6 @@ def checks() -> list[tuple[str, bool, str]]:
 
 
 def _is_root() -> bool:
-    import os
-
     return os.geteuid() == 0
 
 

@@ -1,0 +1,41 @@
+"""Where the external tools are: beside this interpreter first, then PATH.
+
+``DESKPROF_PYSPY``, ``DESKPROF_MEMRAY`` and ``DESKPROF_GDB`` override the lookup (a
+staging host may keep them elsewhere; tests point them at nothing to prove the
+missing-tool path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from deskprof.errors import ToolMissing
+
+OVERRIDES = {"py-spy": "DESKPROF_PYSPY", "memray": "DESKPROF_MEMRAY", "gdb": "DESKPROF_GDB"}
+INSTALL_HINT = {
+    "py-spy": "run `make venv` (py-spy is a project dependency)",
+    "memray": "run `make venv` (memray is a project dependency)",
+    "gdb": "install gdb (Debian: apt-get install gdb); memray attach needs it",
+}
+
+
+def find_tool(name: str) -> str | None:
+    """The tool's path, or None when it is not there."""
+    override = os.environ.get(OVERRIDES.get(name, ""), "")
+    if override:
+        return override if Path(override).exists() else None
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    return shutil.which(name)
+
+
+def require_tool(name: str) -> str:
+    """The tool's path, or ToolMissing with what to do."""
+    path = find_tool(name)
+    if path is None:
+        raise ToolMissing(f"{name} not found: {INSTALL_HINT.get(name, 'install it')}")
+    return path
