@@ -1,0 +1,304 @@
+"""A capture session: run every source together for a bounded time, write one bundle.
+
+Order of events: validate (URL answers, PIDs exist) → bundle directory with a manifest
+that says "partial: in progress" → start sources (system, services, CPU, memory, probe
+window) → drive the workload → watch for the end (duration, target exit, disk cap,
+Ctrl-C) → stop sources → convert to Parquet → reconcile counts → final manifest.
+Whatever stops a capture early, what was captured is kept and the reason written down.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from deskprof.capture.bundle import BundleWriter, git_revision, host_facts, tool_versions
+from deskprof.capture.sources import SOURCE_NAMES, Source, build_sources
+from deskprof.capture.target import Target, wait_for_url
+from deskprof.capture.workload import WorkloadRun, WorkloadSpec, read_workload
+from deskprof.errors import DeskprofError, TargetUnreachable
+
+DEFAULT_ROOT = Path("data") / "captures"
+
+
+@dataclass
+class CaptureOptions:
+    """Everything ``deskprof capture`` takes; the notebook API takes the same."""
+
+    url: str
+    pids: list[int] = field(default_factory=list)
+    launch: str | None = None
+    duration_s: float = 30.0
+    sources: tuple[str, ...] = SOURCE_NAMES
+    workload: WorkloadSpec | None = field(default_factory=WorkloadSpec)
+    out: Path | None = None
+    cpu_rate: int = 100
+    memory_mode: str = "full"  # full | aggregate
+    keep_parameters: bool = False
+    database_url: str | None = None
+    redis_url: str | None = None
+    max_disk_mb: float = 2048.0
+    label: str = ""
+    launch_env: dict[str, str] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = None
+
+    def validate(self) -> None:
+        unknown = sorted(set(self.sources) - set(SOURCE_NAMES))
+        if unknown:
+            raise DeskprofError(
+                f"unknown source(s): {', '.join(unknown)}; choose from {', '.join(SOURCE_NAMES)}"
+            )
+        if bool(self.pids) == bool(self.launch):
+            raise DeskprofError("give the target either by --pid (repeatable) or by --launch")
+        if not 1 <= self.duration_s <= 6 * 3600:
+            raise DeskprofError("--duration must be between 1 s and 6 h")
+        if not self.url.startswith(("http://", "https://")):
+            raise DeskprofError(f"--url must be an http(s) URL, got {self.url!r}")
+        if self.workload is not None:
+            self.workload.validate(self.url)
+
+
+def _bundle_dir(options: CaptureOptions) -> Path:
+    if options.out is not None:
+        return options.out
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    slug = re.sub(r"[^a-z0-9]+", "-", options.label.lower()).strip("-")
+    return DEFAULT_ROOT / (f"{stamp}-{slug}" if slug else stamp)
+
+
+@dataclass
+class CaptureResult:
+    path: Path
+    status: str
+    partial_reasons: list[str]
+    manifest: dict[str, Any]
+
+    @property
+    def complete(self) -> bool:
+        return not self.partial_reasons
+
+
+class CaptureSession:
+    """Runs one capture; ``run()`` returns the result, raising only for user mistakes
+    found before anything started (and even then the bundle says why)."""
+
+    def __init__(self, options: CaptureOptions) -> None:
+        self.options = options
+        self.writer: BundleWriter | None = None
+        self.target: Target | None = None
+        self.sources: list[Source] = []
+        self.workload: WorkloadRun | None = None
+        self.partial: list[str] = []
+
+    def say(self, message: str) -> None:
+        if self.options.progress:
+            self.options.progress(message)
+
+    # --- setup -----------------------------------------------------------------------
+
+    def _open_bundle(self) -> BundleWriter:
+        o = self.options
+        path = _bundle_dir(o)
+        if path.exists() and any(path.iterdir()):
+            raise DeskprofError(f"{path} already holds files; choose a new --out directory")
+        writer = BundleWriter(path)
+        writer.manifest.update(
+            host=host_facts(),
+            tools=tool_versions(),
+            options={
+                "url": o.url,
+                "duration_s": o.duration_s,
+                "sources": list(o.sources),
+                "cpu_rate_hz": o.cpu_rate,
+                "memory_mode": o.memory_mode,
+                "keep_parameters": o.keep_parameters,
+                "max_disk_mb": o.max_disk_mb,
+                "label": o.label,
+            },
+            workload=o.workload.describe() if o.workload else None,
+        )
+        writer.write_manifest()
+        return writer
+
+    def _resolve_target(self, writer: BundleWriter) -> Target:
+        o = self.options
+        if o.launch:
+            env = dict(o.launch_env)
+            for source in self.sources:
+                env.update(source.launch_env(writer.raw))
+            command = o.launch
+            for source in self.sources:
+                command = source.wrap_launch(command, writer.raw)
+            self.say(f"launching: {command}")
+            return Target.launch(o.url, command, env, writer.raw / "target.log")
+        target = Target.attach(o.url, o.pids)
+        wait_for_url(o.url, 5.0)
+        return target
+
+    def _describe_target(self, writer: BundleWriter, target: Target) -> None:
+        writer.manifest["target"] = {
+            "url": target.url,
+            "pids": target.pids,
+            "all_pids": target.all_pids(),
+            "launched": target.launched,
+            "command": target.command,
+            "opendesk_fixes": target.environ.get("OPENDESK_FIXES", ""),
+            "database": _redact_url(target.environ.get("OPENDESK_DATABASE_URL", "")),
+            "git_revision": git_revision(Path(__file__).resolve().parent),
+        }
+
+    # --- the run -----------------------------------------------------------------------
+
+    def run(self) -> CaptureResult:
+        o = self.options
+        o.validate()
+        self.writer = writer = self._open_bundle()
+        self.sources = build_sources(o)
+        try:
+            try:
+                self.target = self._resolve_target(writer)
+            except DeskprofError as exc:
+                writer.finish([f"not started: {exc}"])
+                raise
+            self._describe_target(writer, self.target)
+            self._capture(writer, self.target)
+        finally:
+            if self.target is not None and self.target.launched:
+                self.target.stop()
+        return CaptureResult(writer.path, writer.manifest["status"], self.partial, writer.manifest)
+
+    def _capture(self, writer: BundleWriter, target: Target) -> None:
+        o = self.options
+        started_ns = time.time_ns()
+        writer.manifest["start_ns"] = started_ns
+        writer.manifest["clock"] = {"kind": "epoch_ns", "anchors": {}}
+        for source in self.sources:
+            try:
+                source.start(target, writer)
+            except DeskprofError as exc:
+                self.partial.append(f"{source.name}: {exc}")
+                writer.warn(f"{source.name} did not start: {exc}")
+        writer.write_manifest()
+        if o.workload is not None:
+            self.workload = WorkloadRun(o.workload, o.url, o.duration_s, writer.raw / "workload")
+            self.workload.start()
+        stop_reason = self._watch(writer, target, started_ns)
+        if stop_reason:
+            self.partial.append(stop_reason)
+        self._stop_all()
+        ended_ns = time.time_ns()
+        writer.manifest.update(end_ns=ended_ns, duration_s=(ended_ns - started_ns) / 1e9)
+        self._collect(writer, started_ns, ended_ns)
+        writer.finish(self.partial)
+        self.say(
+            f"bundle {writer.path} ({writer.manifest['status']}"
+            + (f": {'; '.join(self.partial)}" if self.partial else "")
+            + ")"
+        )
+
+    def _watch(self, writer: BundleWriter, target: Target, started_ns: int) -> str | None:
+        """Wait for the end; return why it ended early, or None."""
+        o = self.options
+        deadline = time.monotonic() + o.duration_s
+        cap = o.max_disk_mb * 1024 * 1024
+        last_report = 0.0
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                time.sleep(min(0.5, remaining))
+                elapsed = (time.time_ns() - started_ns) / 1e9
+                if not target.alive():
+                    return f"target exited after {elapsed:.1f}s"
+                if writer.size_bytes() > cap:
+                    return f"disk cap of {o.max_disk_mb:g} MB reached after {elapsed:.1f}s"
+                if time.monotonic() - last_report >= 2:
+                    last_report = time.monotonic()
+                    self.say(f"capturing {elapsed:5.1f}/{o.duration_s:g} s")
+        except KeyboardInterrupt:
+            elapsed = (time.time_ns() - started_ns) / 1e9
+            return f"interrupted (Ctrl-C) after {elapsed:.1f}s"
+        return None
+
+    def _stop_all(self) -> None:
+        if self.workload is not None:
+            self.workload.stop()
+        for source in reversed(self.sources):
+            try:
+                source.stop()
+            except Exception as exc:  # stopping must go on for the others
+                self.partial.append(f"{source.name}: failed to stop cleanly ({exc})")
+
+    def _collect(self, writer: BundleWriter, started_ns: int, ended_ns: int) -> None:
+        if self.workload is not None:
+            frame = read_workload(writer.raw / "workload")
+            writer.write_table("workload", frame)
+        context: dict[str, Any] = {"start_ns": started_ns, "end_ns": ended_ns}
+        for source in self.sources:
+            try:
+                reasons = source.collect(writer, context)
+            except DeskprofError as exc:
+                reasons = [str(exc)]
+            self.partial.extend(f"{source.name}: {r}" for r in reasons)
+        writer.manifest["integrity"] = reconcile(writer)
+
+
+def reconcile(writer: BundleWriter) -> dict[str, Any]:
+    """Requests the load generator sent vs the probe saw; queries the probe saw vs what
+    pg_stat_statements counted."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    workload_path = writer.path / "workload.parquet"
+    requests_path = writer.path / "requests.parquet"
+    if workload_path.exists() and requests_path.exists():
+        sent = pd.read_parquet(workload_path, columns=["request_id", "status"])
+        seen = pd.read_parquet(requests_path, columns=["request_id"])
+        answered = sent[sent["status"] > 0]
+        matched = answered["request_id"].isin(seen["request_id"]).sum()
+        out["requests"] = {
+            "workload_sent": len(sent),
+            "workload_answered": len(answered),
+            "probe_seen": len(seen),
+            "matched": int(matched),
+            "unmatched_answered": int(len(answered) - matched),
+        }
+    queries_path = writer.path / "queries.parquet"
+    statements_path = writer.path / "db_statements.parquet"
+    if queries_path.exists() and statements_path.exists():
+        probe_queries = len(pd.read_parquet(queries_path, columns=["query_id"]))
+        server_calls = int(pd.read_parquet(statements_path, columns=["calls"])["calls"].sum())
+        out["queries"] = {
+            "probe_seen": probe_queries,
+            "pg_stat_statements_calls": server_calls,
+            "note": "the server also counts statements from other clients during the window",
+        }
+    return out
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def capture(**kwargs: Any) -> CaptureResult:
+    """Notebook entry point: ``capture(url=..., pids=[...], duration_s=30)``."""
+    kwargs.setdefault("progress", lambda line: print(line, file=sys.stderr))
+    workload = kwargs.pop("workload", "mixed")
+    if isinstance(workload, str):
+        kwargs["workload"] = WorkloadSpec(
+            scenario=workload, users=kwargs.pop("users", 10), rate=kwargs.pop("rate", 0.0)
+        )
+    elif workload is None:
+        kwargs["workload"] = None
+    else:
+        kwargs["workload"] = workload
+    if "out" in kwargs and kwargs["out"] is not None:
+        kwargs["out"] = Path(kwargs["out"])
+    return CaptureSession(CaptureOptions(**kwargs)).run()
+
+
+__all__ = ["CaptureOptions", "CaptureResult", "CaptureSession", "TargetUnreachable", "capture"]
