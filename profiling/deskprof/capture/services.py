@@ -29,7 +29,8 @@ REDIS_COUNTERS = (
 REDIS_GAUGES = ("connected_clients", "used_memory")
 STATEMENTS_SQL = """
 SELECT queryid::text, query, calls, total_exec_time, rows, shared_blks_hit, shared_blks_read
-FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 ACTIVITY_SQL = """
 SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity
