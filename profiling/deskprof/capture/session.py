@@ -159,9 +159,11 @@ class CaptureSession:
         o = self.options
         o.validate()
         self.writer = writer = self._open_bundle()
-        self.sources = build_sources(o)
         try:
             try:
+                if o.pids:  # a wrong PID is the user's mistake: say so before anything starts
+                    Target.attach(o.url, o.pids)
+                self.sources = build_sources(o)
                 self.target = self._resolve_target(writer)
             except DeskprofError as exc:
                 writer.finish([f"not started: {exc}"])

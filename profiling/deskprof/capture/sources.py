@@ -98,18 +98,22 @@ class ServicesSource(Source):
 
 def build_sources(options: CaptureOptions) -> list[Source]:
     """The sources ``options.sources`` asks for, in start order."""
-    from deskprof.capture.source_adapters import CpuSource, MemorySource, ProbeSource
-
     chosen = set(options.sources)
     sources: list[Source] = []
     if "sql" in chosen:
+        from deskprof.capture.probe_source import ProbeSource
+
         sources.append(ProbeSource(options))
     if "system" in chosen:
         sources.append(SystemSource())
     if "sql" in chosen or "system" in chosen:
         sources.append(ServicesSource(options))
     if "memory" in chosen:
+        from deskprof.capture.memory_source import MemorySource
+
         sources.append(MemorySource(options))
     if "cpu" in chosen:
+        from deskprof.capture.cpu_source import CpuSource
+
         sources.append(CpuSource(options))
     return sources

@@ -11,10 +11,10 @@ import sys
 from types import ModuleType
 
 from deskprof import __version__
-from deskprof.cli import doctor
+from deskprof.cli import capture, doctor
 from deskprof.errors import DeskprofError
 
-COMMANDS: list[ModuleType] = [doctor]
+COMMANDS: list[ModuleType] = [capture, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:
