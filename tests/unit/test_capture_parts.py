@@ -1,0 +1,89 @@
+"""Pure pieces of the capture: workload records, statement deltas, option checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from deskprof.capture.services import ServiceStats, postgres_dsn
+from deskprof.capture.session import CaptureOptions
+from deskprof.capture.system import SystemSampler
+from deskprof.capture.workload import WorkloadSpec, read_workload
+from deskprof.errors import DeskprofError
+from deskprof.schema import TABLES, columns
+
+
+def test_read_workload_skips_a_torn_last_line(tmp_path):
+    row = {c: 0 for c in columns("workload")} | {"name": "GET /tickets", "method": "GET"}
+    row |= {"error": "", "user": "AgentUser", "request_id": "abc", "start_ns": 5}
+    (tmp_path / "workload-1.jsonl").write_text(json.dumps(row) + "\n" + '{"name": "GET /tic')
+    frame = read_workload(tmp_path)
+    assert list(frame.columns) == columns("workload")
+    assert len(frame) == 1 and frame.loc[0, "request_id"] == "abc"
+
+
+def test_statement_deltas_only_count_the_window():
+    stats = ServiceStats()
+    stats.statements_start = {
+        "1": ("SELECT 1", 10, 5.0, 10, 1, 0),
+        "2": ("SELECT 2", 3, 1.0, 3, 0, 0),
+    }
+    stats.statements_end = {
+        "1": ("SELECT 1", 15, 7.5, 15, 2, 1),
+        "2": ("SELECT 2", 3, 1.0, 3, 0, 0),  # did not run during the capture
+        "3": ("SELECT 3", 4, 2.0, 8, 0, 4),  # first seen during the capture
+    }
+    frame = stats.statements_frame().set_index("queryid")
+    assert list(frame.index) == ["1", "3"]
+    assert frame.loc["1", "calls"] == 5 and frame.loc["1", "total_exec_ms"] == pytest.approx(2.5)
+    assert frame.loc["3", "rows"] == 8
+
+
+def test_postgres_dsn_drops_the_driver():
+    assert postgres_dsn("postgresql+psycopg://u@h:5/db") == "postgresql://u@h:5/db"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pids": [], "launch": None}, "either by --pid"),
+        ({"pids": [1], "launch": "x"}, "either by --pid"),
+        ({"pids": [1], "duration_s": 0}, "--duration"),
+        ({"pids": [1], "url": "127.0.0.1:80"}, "http(s) URL"),
+        ({"pids": [1], "sources": ("cpu", "disk")}, "unknown source(s): disk"),
+    ],
+)
+def test_option_mistakes(kwargs, message):
+    options = CaptureOptions(url=kwargs.pop("url", "http://127.0.0.1:8000"), **kwargs)
+    with pytest.raises(DeskprofError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        options.validate()
+
+
+def test_workload_spec_checks():
+    with pytest.raises(DeskprofError, match="neither a built-in scenario"):
+        WorkloadSpec("no-such-file.py").validate("http://127.0.0.1:1")
+    with pytest.raises(DeskprofError, match="loopback"):
+        WorkloadSpec().validate("http://10.0.0.5:8000")
+    WorkloadSpec(allow_remote=True).validate("http://10.0.0.5:8000")
+    assert WorkloadSpec(rate=5).describe()["mode"] == "open"
+
+
+def test_system_sampler_on_this_process():
+    sampler = SystemSampler([os.getpid()], interval_s=0.05).start()
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        sum(range(10_000))
+    sampler.stop()
+    frame = sampler.frame()
+    assert len(frame) >= 3
+    assert list(frame.columns) == columns("metrics")
+    assert (frame["rss_bytes"] > 0).all() and frame["cpu_percent"].max() > 10
+
+
+def test_schema_tables_have_unique_columns():
+    for name, cols in TABLES.items():
+        names = [c.name for c in cols]
+        assert len(names) == len(set(names)), name
