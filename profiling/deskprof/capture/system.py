@@ -7,6 +7,7 @@ its target died mid-capture.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class SystemSampler:
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             self.exited.setdefault(pid, now_ns)
             return
-        except psutil.AccessDenied:
+        except (psutil.AccessDenied, OSError):
             return
         cpu_s = cpu.user + cpu.system
         prev = self._prev.get(pid)
@@ -96,7 +97,9 @@ class SystemSampler:
         ticks = 0
         while not self._stop.is_set():
             if self.include_children and ticks % 10 == 0:
-                self._discover_children()
+                # psutil races with exiting children; the next tick retries
+                with contextlib.suppress(Exception):
+                    self._discover_children()
             now_ns = time.time_ns()
             for pid, proc in list(self._procs.items()):
                 if pid not in self.exited:
