@@ -1,0 +1,259 @@
+"""CPU samples from py-spy, on the capture clock.
+
+py-spy runs outside the target (``--nonblocking``: it never pauses it) and writes a
+Chrome trace: begin/end events per frame, ``ts`` in microseconds since py-spy's own
+start, identical consecutive stacks merged. We anchor ``ts = 0`` at the wall-clock time
+just before py-spy was spawned (its recorder starts a few ms later; the measured spawn
+to first-output delay is written to the manifest as the anchor's uncertainty) and turn
+the trace into runs of one stack on one thread, each weighted by its sample count.
+
+On-CPU vs waiting: py-spy's record formats do not carry its per-sample "active" flag,
+so a run is ``wait`` when its innermost *Python* frame is a known blocking call
+(``WAIT_LEAVES``) and ``cpu`` otherwise. Time blocked on the database or the network is
+idle to the OS, so it shows as ``wait`` here too. Limitation: a C function that blocks
+with no Python wrapper (``time.sleep`` called directly) leaves its caller as the leaf and
+counts as ``cpu``; the manifest says this split is a leaf-frame classification.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+from deskprof.capture.stacks import StackTable
+from deskprof.errors import DeskprofError, NoSuchProcess, PermissionDenied
+from deskprof.schema import columns
+from deskprof.tools import require_tool
+
+# (function name, file suffix or "" for any file): innermost frames that mean "blocked"
+WAIT_LEAVES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("select", "selectors.py"),
+        ("poll", "selectors.py"),
+        ("_run_once", "base_events.py"),
+        ("run", "runners.py"),  # uvloop: the event loop waits inside C below asyncio.run
+        ("sleep", ""),
+        ("wait", "threading.py"),
+        ("acquire", ""),
+        ("_wait_for_tstate_lock", "threading.py"),
+        ("join", "threading.py"),
+        ("get", "queue.py"),
+        ("accept", "socket.py"),
+        ("recv", ""),
+        ("recv_into", ""),
+        ("readinto", "socket.py"),
+        ("sendall", ""),
+        ("connect", "socket.py"),
+        ("create_connection", "socket.py"),
+        ("wait", "waiting.py"),  # psycopg 3 waiting on the server
+        ("wait", "connection.py"),  # psycopg 3: Connection.wait hands off to C
+        ("wait_conn", "waiting.py"),
+        ("wait_selector", "waiting.py"),
+        ("wait_epoll", "waiting.py"),
+        ("wait_poll", "waiting.py"),
+        ("read", "ssl.py"),
+        ("_communicate", "subprocess.py"),
+        ("_try_wait", "subprocess.py"),
+    }
+)
+_WAIT_NAMES_ANY_FILE = {name for name, suffix in WAIT_LEAVES if not suffix}
+
+
+def classify(function: str, filename: str) -> str:
+    """``wait`` when this innermost frame is a blocking call, else ``cpu``.
+
+    py-spy 0.4 qualifies methods (``Condition.wait``); the rules name the function."""
+    function = function.rsplit(".", 1)[-1]
+    if function in _WAIT_NAMES_ANY_FILE:
+        return "wait"
+    base = os.path.basename(filename)
+    return "wait" if (function, base) in WAIT_LEAVES else "cpu"
+
+
+def _frame_label(event: dict) -> str:
+    args = event.get("args") or {}
+    line = args.get("line")
+    where = f"{args.get('filename', '')}:{line}" if line is not None else args.get("filename", "")
+    return f"{event.get('name', '?')} ({where})"
+
+
+def load_events(path: Path) -> tuple[list[dict], bool]:
+    """The trace's events; a file cut short (py-spy killed) gives what parses, flagged."""
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    if not text:
+        raise DeskprofError(f"{path} is empty: py-spy wrote no samples")
+    try:
+        return json.loads(text), False
+    except json.JSONDecodeError:
+        pass
+    cut = text.rfind("},")
+    if cut < 0:
+        raise DeskprofError(f"{path} is not a py-spy chrome trace (truncated before any event)")
+    try:
+        return json.loads(text[: cut + 1] + "]"), True
+    except json.JSONDecodeError as exc:
+        raise DeskprofError(f"{path} is not a py-spy chrome trace: {exc}") from exc
+
+
+def parse_chrometrace(
+    events: list[dict], anchor_ns: int, rate_hz: int, stacks: StackTable
+) -> pd.DataFrame:
+    """Runs of one stack on one thread → rows of the ``samples`` table.
+
+    Per thread we keep the open frames and the time they last changed; every event at a
+    new timestamp closes the run of the stack that held since the last change.
+    """
+    thread_names: dict[tuple[int, int], tuple[int, str]] = {}
+    open_frames: dict[tuple[int, int], list[tuple[str, str, str]]] = {}
+    since: dict[tuple[int, int], int] = {}
+    rows: list[tuple] = []
+    period_us = 1e6 / rate_hz
+
+    for event in events:
+        key = (int(event.get("pid", 0)), int(event.get("tid", 0)))
+        if event.get("ph") == "M":
+            ident, _, name = (event.get("args") or {}).get("name", "").partition(": ")
+            thread_names[key] = (int(ident) if ident.isdigit() else key[1], name)
+            continue
+        ts = int(event.get("ts", 0))
+        frames = open_frames.setdefault(key, [])
+        if frames and ts > since.get(key, ts):
+            start = since[key]
+            thread_id, thread_name = thread_names.get(key, (key[1], ""))
+            rows.append(
+                (
+                    anchor_ns + start * 1000,
+                    anchor_ns + ts * 1000,
+                    max(1, round((ts - start) / period_us)),
+                    key[0],
+                    thread_id,
+                    thread_name,
+                    stacks.intern(tuple(label for label, _, _ in frames)),
+                    classify(frames[-1][1], frames[-1][2]),
+                )
+            )
+        if event.get("ph") == "B":
+            args = event.get("args") or {}
+            frames.append((_frame_label(event), event.get("name", ""), args.get("filename", "")))
+        elif frames:
+            frames.pop()
+        since[key] = ts
+    frame = pd.DataFrame(rows, columns=columns("samples"))
+    return frame.astype(
+        {
+            "ts_ns": "int64",
+            "end_ns": "int64",
+            "n_samples": "int64",
+            "pid": "int64",
+            "thread_id": "int64",
+            "stack_id": "int64",
+        }
+    )
+
+
+@dataclass
+class CpuResult:
+    pid: int
+    samples: pd.DataFrame
+    anchor_ns: int
+    anchor_uncertainty_ms: float | None
+    partial_reason: str | None = None
+
+
+@dataclass
+class CpuRecorder:
+    """py-spy against one PID for the capture window; ``stop()`` ends it early."""
+
+    pid: int
+    raw_dir: Path
+    rate_hz: int = 100
+    subprocesses: bool = False
+    idle: bool = True
+    process: subprocess.Popen | None = None
+    anchor_ns: int = 0
+    first_output_ns: int | None = None
+    output: Path = field(init=False)
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.output = self.raw_dir / f"pyspy-{self.pid}.json"
+        self.log = self.raw_dir / f"pyspy-{self.pid}.log"
+
+    def start(self) -> CpuRecorder:
+        pyspy = require_tool("py-spy")
+        if not psutil.pid_exists(self.pid):
+            raise NoSuchProcess(f"no process with PID {self.pid}")
+        args = [pyspy, "record", "--pid", str(self.pid), "--rate", str(self.rate_hz)]
+        args += ["--format", "chrometrace", "--output", str(self.output), "--nonblocking"]
+        if self.idle:
+            args.append("--idle")
+        if self.subprocesses:
+            args.append("--subprocesses")
+        self.raw_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("w") as log:
+            self.anchor_ns = time.time_ns()
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._check_started()
+        return self
+
+    def _check_started(self, timeout_s: float = 10.0) -> None:
+        """Wait for py-spy to say it samples; map its failures to clear errors."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace")
+            if "Sampling process" in text:
+                self.first_output_ns = time.time_ns()
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise self._error(text)
+            time.sleep(0.02)
+
+    def _error(self, text: str) -> DeskprofError:
+        lowered = text.lower()
+        if "permission denied" in lowered or "operation not permitted" in lowered:
+            return PermissionDenied(
+                f"py-spy may not read PID {self.pid}: run as root or the target's user, "
+                "or allow ptrace (sysctl kernel.yama.ptrace_scope=0)"
+            )
+        if "no such process" in lowered or "failed to find process" in lowered:
+            return NoSuchProcess(f"no process with PID {self.pid}")
+        last = [line for line in text.strip().splitlines() if line.strip()]
+        return DeskprofError(f"py-spy failed on PID {self.pid}: {last[-1] if last else text}")
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGINT makes py-spy stop sampling and write its file."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def result(self, stacks: StackTable) -> CpuResult:
+        reason = None
+        if not self.output.exists():
+            text = self.log.read_text(errors="replace") if self.log.exists() else ""
+            raise self._error(text or "no output file")
+        events, truncated = load_events(self.output)
+        if truncated:
+            reason = f"{self.output.name} was cut short; kept the samples before the cut"
+        log = self.log.read_text(errors="replace")
+        if "process exited" in log.lower() or "process ended" in log.lower():
+            reason = reason or f"PID {self.pid} exited while py-spy was sampling"
+        samples = parse_chrometrace(events, self.anchor_ns, self.rate_hz, stacks)
+        uncertainty = (
+            (self.first_output_ns - self.anchor_ns) / 1e6 if self.first_output_ns else None
+        )
+        return CpuResult(self.pid, samples, self.anchor_ns, uncertainty, reason)
