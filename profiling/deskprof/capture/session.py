@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deskprof.capture.bundle import BundleWriter, git_revision, host_facts, tool_versions
-from deskprof.capture.sources import SOURCE_NAMES, Source, build_sources
+from deskprof.capture.sources import AVAILABLE_SOURCES, SOURCE_NAMES, Source, build_sources
 from deskprof.capture.target import Target, wait_for_url
 from deskprof.capture.workload import WorkloadRun, WorkloadSpec, read_workload
 from deskprof.errors import DeskprofError, TargetUnreachable
@@ -35,7 +35,7 @@ class CaptureOptions:
     pids: list[int] = field(default_factory=list)
     launch: str | None = None
     duration_s: float = 30.0
-    sources: tuple[str, ...] = SOURCE_NAMES
+    sources: tuple[str, ...] = AVAILABLE_SOURCES
     workload: WorkloadSpec | None = field(default_factory=WorkloadSpec)
     out: Path | None = None
     cpu_rate: int = 100
@@ -53,6 +53,12 @@ class CaptureOptions:
         if unknown:
             raise DeskprofError(
                 f"unknown source(s): {', '.join(unknown)}; choose from {', '.join(SOURCE_NAMES)}"
+            )
+        missing = sorted(set(self.sources) - set(AVAILABLE_SOURCES))
+        if missing:
+            raise DeskprofError(
+                f"source(s) {', '.join(missing)} not available in this version yet; "
+                f"use --sources {','.join(AVAILABLE_SOURCES)}"
             )
         if bool(self.pids) == bool(self.launch):
             raise DeskprofError("give the target either by --pid (repeatable) or by --launch")

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from deskprof.capture.target import Target
 
 SOURCE_NAMES = ("cpu", "memory", "sql", "system")
+# the sources this version can run; memory (memray) and sql (the probe) are being built
+AVAILABLE_SOURCES = ("cpu", "system")
 
 
 class Source:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from deskprof.capture.session import CaptureOptions, CaptureSession
-from deskprof.capture.sources import SOURCE_NAMES
+from deskprof.capture.sources import AVAILABLE_SOURCES, SOURCE_NAMES
 from deskprof.capture.workload import WorkloadSpec
 from deskprof.workloads import SCENARIOS
 
@@ -32,8 +32,8 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
     what.add_argument(
         "--sources",
-        default=",".join(SOURCE_NAMES),
-        help=f"comma list of {', '.join(SOURCE_NAMES)} (default: all)",
+        default=",".join(AVAILABLE_SOURCES),
+        help=f"comma list of {', '.join(SOURCE_NAMES)} (default: {','.join(AVAILABLE_SOURCES)})",
     )
     what.add_argument("--cpu-rate", type=int, default=100, help="py-spy samples/s (default 100)")
     what.add_argument(
