@@ -30,6 +30,7 @@ import psutil
 
 from deskprof.capture.stacks import StackTable
 from deskprof.errors import DeskprofError, NoSuchProcess, PermissionDenied
+from deskprof.processes import stop_gracefully
 from deskprof.schema import columns
 from deskprof.tools import require_tool
 
@@ -232,14 +233,7 @@ class CpuRecorder:
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGINT makes py-spy stop sampling and write its file."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_gracefully(self.process, signal.SIGINT, timeout_s)
 
     def result(self, stacks: StackTable) -> CpuResult:
         reason = None

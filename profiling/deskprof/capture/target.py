@@ -21,6 +21,7 @@ import httpx
 import psutil
 
 from deskprof.errors import NoSuchProcess, PermissionDenied, TargetUnreachable
+from deskprof.processes import stop_gracefully
 
 ENV_KEYS = (
     "OPENDESK_FIXES",
@@ -167,14 +168,7 @@ class Target:
 
     def stop(self, timeout_s: float = 20) -> None:
         """Stop a target the workbench launched (never one it attached to)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_gracefully(self.process, signal.SIGTERM, timeout_s, kill_group=True)
 
 
 def python_command(command: str) -> bool:

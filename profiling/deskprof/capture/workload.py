@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from deskprof.errors import DeskprofError
+from deskprof.processes import stop_gracefully
 from deskprof.schema import columns
 from deskprof.workloads import OPENDESK_LOCUSTFILE, RECORDER_PLUGIN, SCENARIOS
 
@@ -129,15 +130,7 @@ class WorkloadRun:
 
     def stop(self, timeout_s: float = 20) -> None:
         """Ask Locust to stop (it flushes its records on quit), then make sure."""
-        if not self.running():
-            return
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_gracefully(self.process, signal.SIGINT, timeout_s)
 
     def wait(self, timeout_s: float) -> None:
         if self.process is not None:
