@@ -95,7 +95,7 @@ def test_target_exits_mid_capture(tmp_path, sqlite_copy):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_for_manifest_key(bundle, "target")
+        _wait_for_manifest_key(bundle, "target", capture)
         time.sleep(2)
         pid = _manifest(bundle)["target"]["pids"][0]
         subprocess.run(["kill", "-KILL", str(pid)], check=False)
@@ -119,7 +119,7 @@ def test_ctrl_c_keeps_a_partial_bundle(tmp_path, sqlite_copy):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_for_manifest_key(bundle, "start_ns")
+        _wait_for_manifest_key(bundle, "start_ns", capture)
         time.sleep(2)
         capture.send_signal(signal.SIGINT)
         _out, err = capture.communicate(timeout=60)
@@ -144,9 +144,14 @@ def test_disk_cap(tmp_path, sqlite_copy):
     assert manifest["duration_s"] < 20
 
 
-def _wait_for_manifest_key(bundle: Path, key: str, timeout: float = 60) -> None:
+def _wait_for_manifest_key(
+    bundle: Path, key: str, capture: subprocess.Popen, timeout: float = 150
+) -> None:
+    """Until the running capture has written ``key`` (a cold machine starts slowly)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if capture.poll() is not None:
+            raise AssertionError(f"capture exited early: {capture.stderr.read()}")
         try:
             if key in _manifest(bundle):
                 return
