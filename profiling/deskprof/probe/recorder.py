@@ -1,0 +1,372 @@
+"""The probe's output: a bounded in-memory buffer, flushed to one JSON-lines file per process.
+
+Hooks run on the application's request path, so they only append a dict to a deque;
+serialising and writing happen on a daemon thread every 0.25 s (and at exit, and on
+``close()``). Memory is bounded by ``max_records`` and disk by ``max_bytes``; a record
+that does not fit is counted as dropped, never silently lost, and the counts are written
+as ``probe_stats`` lines that a capture reads (the last one per pid)::
+
+    {"kind": "probe_stats", "pid": 1234, "ts_ns": ..., "written": 812, "dropped": 0,
+     "errors": 0, "active": true}
+
+One file per process (``probe-<pid>.jsonl``) because servers run several workers: no
+locking between processes, and a forked child starts its own file and flush thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any
+
+from deskprof.probe import control
+from deskprof.probe.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, FLUSH_INTERVAL_S
+
+log = logging.getLogger("deskprof.probe")
+
+STATS_KIND = "probe_stats"
+STATS_INTERVAL_S = 1.0  # at most one stats line a second while counts change...
+STATS_INTERVAL_CAPPED_S = 10.0  # ...and one every 10 s once the byte cap is reached
+REOPEN_AFTER_S = 5.0  # an unwritable directory is retried this often, not every flush
+LOGGED_ERRORS = 3  # the first few internal errors are logged; all are counted
+
+_LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_SHARED: dict[str, Recorder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def file_name(pid: int) -> str:
+    return f"probe-{pid}.jsonl"
+
+
+class Recorder:
+    """Buffer and writer for one output directory in one process.
+
+    ``active`` is the switch every hook reads first: False when disabled by ``disable()``,
+    by a ``probe.off`` control file, or after ``close()``.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        enabled: bool = True,
+        flush_interval: float = FLUSH_INTERVAL_S,
+        start: bool = True,
+    ) -> None:
+        self.out_dir = os.path.abspath(os.fspath(out_dir))
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.flush_interval = flush_interval
+        self.closed = False
+        self.active = False
+        self._wanted = enabled
+        self._control: control.State | None = None
+        self._users = 0
+        self._reset_process_state()
+        self.poll_control()
+        _LIVE.add(self)
+        if start:
+            self._start_thread()
+
+    # --- state that belongs to one process ----------------------------------------------
+
+    def _reset_process_state(self) -> None:
+        self.pid = os.getpid()
+        self.path = os.path.join(self.out_dir, file_name(self.pid))
+        self._buf: deque[dict[str, Any]] = deque()
+        self._written = 0
+        self._dropped = 0
+        self._errors = 0
+        self._bytes = 0
+        self._fd: int | None = None
+        self._open_failed_at = 0.0
+        self._flush_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._id_prefix = f"{self.pid:x}-{os.urandom(3).hex()}-"
+        self._ids = itertools.count(1)
+        self._stats_written: tuple[int, int, int, bool] | None = None
+        self._stats_at = 0.0
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="deskprof-probe", daemon=True)
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        """The parent keeps (and flushes) its own buffer and file; the child starts fresh."""
+        if self.closed:
+            return
+        old_fd = self._fd
+        self._reset_process_state()
+        if old_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(old_fd)
+        self._start_thread()
+
+    # --- the hot path -------------------------------------------------------------------
+
+    def emit(self, record: dict[str, Any]) -> None:
+        """Queue one record (a dict of JSON-able values); counts it as dropped when full."""
+        if len(self._buf) >= self.max_records:
+            with self._count_lock:
+                self._dropped += 1
+            return
+        self._buf.append(record)
+
+    def next_id(self) -> str:
+        """A short id unique across processes and runs (pid, random tag, counter)."""
+        return f"{self._id_prefix}{next(self._ids):x}"
+
+    def error(self, exc: BaseException | None = None, where: str = "") -> None:
+        """Count an internal error (the application never sees it); log the first few."""
+        with self._count_lock:
+            self._errors += 1
+            count = self._errors
+        if count <= LOGGED_ERRORS:
+            with contextlib.suppress(Exception):
+                log.warning(
+                    "deskprof probe: internal error in %s (counted, not raised): %r",
+                    where or "a hook",
+                    exc,
+                    exc_info=exc if isinstance(exc, BaseException) else None,
+                )
+
+    # --- switching ----------------------------------------------------------------------
+
+    def enable(self) -> None:
+        self._wanted = True
+        self._apply()
+
+    def disable(self) -> None:
+        self._wanted = False
+        self._apply()
+
+    def poll_control(self) -> None:
+        """Read the control files (the flush thread does this every tick)."""
+        try:
+            self._control = control.read_state(self.out_dir)
+        except OSError as exc:
+            self.error(exc, "reading the control file")
+        self._apply()
+
+    def _apply(self) -> None:
+        if self.closed:
+            self.active = False
+        elif self._control is not None:
+            self.active = self._control == "on"
+        else:
+            self.active = self._wanted
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self.poll_control()
+                self.flush()
+            except Exception as exc:  # the thread must outlive any bug
+                self.error(exc, "the flush thread")
+
+    def flush(self, *, final: bool = False) -> None:
+        """Write what is buffered (and a stats line when due); never raises."""
+        if not self.closed:
+            self._flush(final)
+
+    def _flush(self, final: bool) -> None:
+        try:
+            with self._flush_lock:
+                self._flush_locked(final)
+        except Exception as exc:
+            self.error(exc, "flush")
+
+    def _flush_locked(self, final: bool) -> None:
+        records: list[dict[str, Any]] = []
+        buf = self._buf
+        while True:
+            try:
+                records.append(buf.popleft())
+            except IndexError:
+                break
+        if not records and not self._stats_due(final):
+            return
+        fd = self._ensure_open()
+        if fd is None:
+            self._count_dropped(len(records))
+            return
+        lines: list[bytes] = []
+        size = self._bytes
+        dropped = 0
+        for record in records:
+            try:
+                line = (json.dumps(record, separators=(",", ":"), default=repr) + "\n").encode()
+            except Exception as exc:
+                self.error(exc, "serialising a record")
+                dropped += 1
+                continue
+            if size + len(line) > self.max_bytes:
+                dropped += 1
+                continue
+            lines.append(line)
+            size += len(line)
+        self._written += len(lines)
+        self._count_dropped(dropped)
+        if self._stats_due(final):
+            lines.append(self._stats_line())
+        if not lines:
+            return
+        data = b"".join(lines)
+        try:
+            _write_all(fd, data)
+        except OSError as exc:
+            self.error(exc, f"writing {self.path}")
+            failed = len(lines) - 1
+            self._written -= failed
+            self._count_dropped(failed)
+            return
+        self._bytes += len(data)
+
+    def _count_dropped(self, n: int) -> None:
+        if n:
+            with self._count_lock:
+                self._dropped += n
+
+    def _snapshot(self) -> tuple[int, int, int, bool]:
+        return (self._written, self._dropped, self._errors, self.active)
+
+    def _stats_due(self, final: bool) -> bool:
+        snap = self._snapshot()
+        if snap == self._stats_written:
+            return False
+        if self._stats_written is None and snap[:3] == (0, 0, 0):
+            return False  # nothing happened in this process: leave no file behind
+        if final:
+            return True
+        interval = STATS_INTERVAL_CAPPED_S if self._bytes >= self.max_bytes else STATS_INTERVAL_S
+        return time.monotonic() - self._stats_at >= interval
+
+    def _stats_line(self) -> bytes:
+        snap = self._snapshot()
+        self._stats_written = snap
+        self._stats_at = time.monotonic()
+        written, dropped, errors, active = snap
+        record = {
+            "kind": STATS_KIND,
+            "pid": self.pid,
+            "ts_ns": time.time_ns(),
+            "written": written,
+            "dropped": dropped,
+            "errors": errors,
+            "active": active,
+        }
+        return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+
+    def _ensure_open(self) -> int | None:
+        if self._fd is not None:
+            return self._fd
+        now = time.monotonic()
+        if self._open_failed_at and now - self._open_failed_at < REOPEN_AFTER_S:
+            return None
+        try:
+            os.makedirs(self.out_dir, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(self.path, flags, 0o644)
+            self._bytes = os.fstat(fd).st_size
+        except OSError as exc:
+            self._open_failed_at = now
+            self.error(exc, f"opening {self.path}")
+            return None
+        self._fd = fd
+        return fd
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the thread, write everything left and a final stats line; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self._apply()
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+        self._flush(final=True)
+        with self._flush_lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
+
+    def stats(self) -> dict[str, Any]:
+        """The counters as they are now (written counts records already on disk)."""
+        return {
+            "pid": self.pid,
+            "path": self.path,
+            "written": self._written,
+            "dropped": self._dropped,
+            "errors": self._errors,
+            "buffered": len(self._buf),
+            "bytes": self._bytes,
+            "active": self.active,
+        }
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def open_recorder(out_dir: str | os.PathLike[str], **options: Any) -> Recorder:
+    """The recorder for ``out_dir`` in this process, shared by every user of that directory
+    (two writers of one ``probe-<pid>.jsonl`` would each write their own stats)."""
+    key = os.path.abspath(os.fspath(out_dir))
+    with _SHARED_LOCK:
+        recorder = _SHARED.get(key)
+        if recorder is None or recorder.closed or recorder.pid != os.getpid():
+            recorder = Recorder(key, **options)
+            _SHARED[key] = recorder
+        recorder._users += 1
+        return recorder
+
+
+def release_recorder(recorder: Recorder) -> None:
+    """Give back a recorder from ``open_recorder``; the last user closes it."""
+    with _SHARED_LOCK:
+        recorder._users -= 1
+        if recorder._users > 0:
+            return
+        if _SHARED.get(recorder.out_dir) is recorder:
+            del _SHARED[recorder.out_dir]
+    recorder.close()
+
+
+def close_all() -> None:
+    """Flush and close every recorder of this process (at interpreter exit)."""
+    for recorder in list(_LIVE):
+        with contextlib.suppress(Exception):
+            recorder.close()
+
+
+def _after_fork_in_child() -> None:
+    for recorder in list(_LIVE):
+        with contextlib.suppress(Exception):
+            recorder._after_fork_in_child()
+
+
+atexit.register(close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
