@@ -1,0 +1,69 @@
+"""Render a ``ReportDocument`` as one self-contained HTML file.
+
+No network: styles are inline, plots are PNG data URIs and the flame graph is its own
+self-contained document inside a sandboxed ``<iframe srcdoc>``, so the file opens from
+disk, from an e-mail attachment or from a ticket, with no Python and no server.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from deskprof import __version__
+from deskprof.report.document import ReportDocument
+
+MAX_EVIDENCE_ROWS = 20
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("deskprof.report", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def frame_html(frame: pd.DataFrame) -> Markup:
+    """A DataFrame as an escaped HTML table (numbers rounded for reading)."""
+    if frame is None or frame.empty:
+        return Markup('<p class="note">(no rows)</p>')
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:,.3g}")
+    return Markup(shown.to_html(index=False, escape=True, classes="data", border=0))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)[:400]
+    return str(value)
+
+
+def evidence_table(rows: list[dict[str, Any]]) -> Markup:
+    """Evidence rows (dicts) as a table with the union of their keys as columns."""
+    shown = rows[:MAX_EVIDENCE_ROWS]
+    keys: list[str] = []
+    for row in shown:
+        keys.extend(k for k in row if k not in keys)
+    frame = pd.DataFrame([{k: _cell(row.get(k, "")) for k in keys} for row in shown])
+    html = frame_html(frame)
+    if len(rows) > MAX_EVIDENCE_ROWS:
+        html += Markup(f'<p class="note">{len(rows) - MAX_EVIDENCE_ROWS} more rows not shown</p>')
+    return html
+
+
+def render_html(document: ReportDocument) -> str:
+    template = _ENV.get_template("report.html.j2")
+    return template.render(
+        doc=document,
+        version=__version__,
+        frame_html=frame_html,
+        evidence_table=evidence_table,
+    )

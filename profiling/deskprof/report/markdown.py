@@ -1,0 +1,97 @@
+"""Render a ``ReportDocument`` as Markdown, for a ticket, a pull request or a wiki.
+
+Markdown cannot carry scripts or reliably inline images, so plots are written as PNG
+files and the flame graph as a standalone HTML file in ``<name>_files/`` beside the
+Markdown, linked relatively: the folder and the file travel together.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deskprof import __version__
+from deskprof.report.document import ReportDocument
+
+
+def _escape(value: Any) -> str:
+    text = value if isinstance(value, str) else _format(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if pd.isna(value) else f"{value:,.3g}"
+    return str(value)
+
+
+def pipe_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub-flavoured pipe table."""
+    if frame is None or frame.empty:
+        return "_(no rows)_\n"
+    header = "| " + " | ".join(_escape(str(c)) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = [
+        "| " + " | ".join(_escape(v) for v in row) + " |"
+        for row in frame.itertuples(index=False, name=None)
+    ]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "item"
+
+
+def render_markdown(document: ReportDocument, path: Path) -> str:
+    """The Markdown text; plots and flame graphs are written into ``<stem>_files/``."""
+    assets = path.parent / f"{path.stem}_files"
+    out = [
+        f"# {document.title}",
+        "",
+        f"Generated {document.generated} by deskprof {__version__}. "
+        "Secrets and query parameter values are redacted.",
+        "",
+    ]
+    for section in document.sections:
+        out += [f"## {section.title}", ""]
+        out += [f"- **{key}**: {_escape(value)}" for key, value in section.facts]
+        if section.facts:
+            out.append("")
+        out += [f"> {notice}" for notice in section.notices]
+        if section.notices:
+            out.append("")
+        if section.findings or section.section_id.startswith("capture"):
+            out += [f"### Findings ({len(section.findings)}), ranked by estimated time saved", ""]
+            for rank, finding in enumerate(section.findings, start=1):
+                out.append(
+                    f"{rank}. **{finding['severity'].upper()}** `{finding['kind']}` · "
+                    f"**{finding['endpoint'] or '(all endpoints)'}** · "
+                    f"≈ {finding['estimated_saving_ms']:.1f} ms saved per request  \n"
+                    f"   {finding['title']}  \n   Fix: {finding['fix']}"
+                )
+            if not section.findings:
+                out.append("No findings: none of the detectors fired on this capture.")
+            out.append("")
+        for table in section.tables:
+            out += [f"### {table.title}", ""]
+            if table.note:
+                out += [f"_{table.note}_", ""]
+            out += [pipe_table(table.frame), ""]
+        for embed in section.embeds:
+            name = f"{section.section_id}-{_slug(embed.title)}.html"
+            assets.mkdir(parents=True, exist_ok=True)
+            (assets / name).write_text(embed.html, encoding="utf-8")
+            out += [f"### {embed.title}", "", f"[open the interactive view]({assets.name}/{name})"]
+            out += ([f"_{embed.note}_"] if embed.note else []) + [""]
+        for figure in section.figures:
+            name = f"{section.section_id}-{_slug(figure.title)}.png"
+            assets.mkdir(parents=True, exist_ok=True)
+            (assets / name).write_bytes(base64.b64decode(figure.png_base64))
+            out += [f"![{figure.title}]({assets.name}/{name})", ""]
+            if figure.note:
+                out += [f"_{figure.note}_", ""]
+    return "\n".join(out).rstrip() + "\n"
