@@ -39,8 +39,13 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "requests": _cols(
         ("request_id", "string", "unique per request; SQL rows point here"),
         ("pid", "int64", "worker process"),
-        ("thread_id", "int64", "threading.get_ident() of the handling thread"),
-        ("native_thread_id", "int64", "OS thread id (threading.get_native_id())"),
+        (
+            "thread_id",
+            "int64",
+            "threading.get_ident() of the thread that received the request (ASGI: the event "
+            "loop; a sync FastAPI handler runs in a threadpool thread, see queries.thread_id)",
+        ),
+        ("native_thread_id", "int64", "OS thread id of that thread (threading.get_native_id())"),
         ("method", "string", "HTTP method"),
         ("route", "string", "route template, e.g. /tickets/{ticket_id}; raw path if unmatched"),
         ("handler", "string", "module:qualname of the endpoint function"),

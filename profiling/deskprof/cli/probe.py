@@ -17,7 +17,7 @@ from pathlib import Path
 from deskprof.errors import DeskprofError
 from deskprof.probe import control
 from deskprof.probe.config import ENV_DIR
-from deskprof.probe.reader import probe_files, probe_stats
+from deskprof.probe.reader import file_pid, probe_files, probe_stats
 
 NAME = "probe"
 HELP = "switch the in-process probe on or off at run time, or show what it has written"
@@ -60,7 +60,7 @@ def status_lines(directory: Path) -> list[str]:
     }[state]
     lines = [f"probe in {directory}: {switch}"]
     stats = probe_stats(directory)
-    files = {int(f.stem.split("-", 1)[1]): f for f in probe_files(directory)}
+    files = {pid: f for f in probe_files(directory) if (pid := file_pid(f)) is not None}
     if not files:
         lines.append("no process has written anything yet")
     now = time.time_ns()

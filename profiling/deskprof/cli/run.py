@@ -21,16 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-import deskprof
 from deskprof.errors import DeskprofError
-from deskprof.probe.bootstrap import BOOTSTRAP_DIR
-from deskprof.probe.config import (
-    DEFAULT_MAX_BYTES,
-    ENV_DIR,
-    ENV_PKG_PATH,
-    ProbeConfig,
-    parse_size,
-)
+from deskprof.probe.bootstrap import launch_environment
+from deskprof.probe.config import DEFAULT_MAX_BYTES, ENV_DIR, ProbeConfig, parse_size
 
 NAME = "run"
 HELP = "run a FastAPI/Starlette or Flask + SQLAlchemy command with the probe, unmodified"
@@ -100,15 +93,7 @@ def probe_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[str
         max_bytes=max_bytes,
         max_records=ProbeConfig.from_env(env).max_records,
     )
-    result = dict(env)
-    result.update(config.to_env())
-    paths = [p for p in result.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if BOOTSTRAP_DIR not in paths:
-        paths.insert(0, BOOTSTRAP_DIR)
-    result["PYTHONPATH"] = os.pathsep.join(paths)
-    # the directory holding the deskprof package, for a target interpreter without it
-    result[ENV_PKG_PATH] = str(Path(deskprof.__file__).resolve().parent.parent)
-    return result
+    return launch_environment(config, env)
 
 
 def resolve_command(command: list[str], env: dict[str, str]) -> str:

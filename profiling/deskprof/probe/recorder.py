@@ -99,13 +99,22 @@ class Recorder:
         self._ids = itertools.count(1)
         self._stats_written: tuple[int, int, int, bool] | None = None
         self._stats_at = 0.0
+        self._lazy_thread = False
 
     def _start_thread(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="deskprof-probe", daemon=True)
+        with self._count_lock:
+            if self._thread is not None or self.closed:
+                return
+            self._thread = threading.Thread(target=self._run, name="deskprof-probe", daemon=True)
         self._thread.start()
 
     def _after_fork_in_child(self) -> None:
-        """The parent keeps (and flushes) its own buffer and file; the child starts fresh."""
+        """The parent keeps (and flushes) its own buffer and file; the child starts fresh.
+
+        The child's flush thread starts with its first record, not here: a fork that is
+        about to ``exec`` (``subprocess`` with ``preexec_fn`` runs these handlers) should
+        not start threads.
+        """
         if self.closed:
             return
         old_fd = self._fd
@@ -113,7 +122,7 @@ class Recorder:
         if old_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(old_fd)
-        self._start_thread()
+        self._lazy_thread = True
 
     # --- the hot path -------------------------------------------------------------------
 
@@ -124,6 +133,9 @@ class Recorder:
                 self._dropped += 1
             return
         self._buf.append(record)
+        if self._lazy_thread:
+            self._lazy_thread = False
+            self._start_thread()
 
     def next_id(self) -> str:
         """A short id unique across processes and runs (pid, random tag, counter)."""
