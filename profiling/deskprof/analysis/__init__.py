@@ -5,6 +5,17 @@ DataFrames to DataFrames, so a notebook or a test can hand them a ten-row frame.
 """
 
 from deskprof.analysis.capture import Capture, open_capture
+from deskprof.analysis.digest import latency_histogram, overall_stats, query_profile
+from deskprof.analysis.endpoints import endpoint_summary
 from deskprof.analysis.fingerprint import fingerprint, fingerprint_id
 
-__all__ = ["Capture", "fingerprint", "fingerprint_id", "open_capture"]
+__all__ = [
+    "Capture",
+    "endpoint_summary",
+    "fingerprint",
+    "fingerprint_id",
+    "latency_histogram",
+    "open_capture",
+    "overall_stats",
+    "query_profile",
+]
