@@ -257,10 +257,11 @@ class CaptureSession:
 
 def reconcile(writer: BundleWriter) -> dict[str, Any]:
     """Requests the load generator sent vs the probe saw; queries the probe saw vs what
-    pg_stat_statements counted."""
+    pg_stat_statements counted. Each part is there only when both of its tables are."""
     import pandas as pd
 
     out: dict[str, Any] = {}
+    probe = writer.manifest.get("sources", {}).get("sql", {})
     workload_path = writer.path / "workload.parquet"
     requests_path = writer.path / "requests.parquet"
     if workload_path.exists() and requests_path.exists():
@@ -274,16 +275,25 @@ def reconcile(writer: BundleWriter) -> dict[str, Any]:
             "probe_seen": len(seen),
             "matched": int(matched),
             "unmatched_answered": int(len(answered) - matched),
+            # logins, health checks, other clients: requests without a workload record
+            "probe_only": int((~seen["request_id"].isin(sent["request_id"])).sum()),
+            "probe_dropped": int(probe.get("dropped", 0)),
         }
     queries_path = writer.path / "queries.parquet"
     statements_path = writer.path / "db_statements.parquet"
     if queries_path.exists() and statements_path.exists():
-        probe_queries = len(pd.read_parquet(queries_path, columns=["query_id"]))
+        queries = pd.read_parquet(queries_path, columns=["query_id", "error"])
         server_calls = int(pd.read_parquet(statements_path, columns=["calls"])["calls"].sum())
+        succeeded = int((queries["error"] == "").sum())
         out["queries"] = {
-            "probe_seen": probe_queries,
+            "probe_seen": len(queries),
+            "probe_succeeded": succeeded,
             "pg_stat_statements_calls": server_calls,
-            "note": "the server also counts statements from other clients during the window",
+            "ratio_probe_to_server": round(succeeded / server_calls, 4) if server_calls else None,
+            "probe_dropped": int(probe.get("dropped", 0)),
+            "note": "the server also counts statements from other clients during the window "
+            "(and the capture's own statistics queries); failed statements are not counted "
+            "by pg_stat_statements",
         }
     return out
 

@@ -21,6 +21,11 @@ from typing import Any
 
 MAX_ROWS = 10  # parameter sets kept for one executemany call
 MAX_TEXT = 4096  # characters kept of one string value
+MAX_SHAPES = 4096  # redacted descriptions cached by shape (names and types)
+
+# An application sends the same few parameter shapes over and over: the redacted text of
+# each shape is made once (json.dumps is most of the per-query cost otherwise).
+_SHAPES: dict[tuple[Any, ...], str] = {}
 
 
 def _type_name(value: Any) -> str:
@@ -57,8 +62,25 @@ def _one_set(parameters: Any, keep: bool) -> Any:
     return convert(parameters)
 
 
+def _shape(parameters: Any) -> tuple[Any, ...] | None:
+    if isinstance(parameters, dict):
+        return ("map", *((k, type(v)) for k, v in parameters.items()))
+    if isinstance(parameters, list | tuple):
+        return ("seq", *(type(v) for v in parameters))
+    return None
+
+
 def describe_parameters(parameters: Any, *, executemany: bool = False, keep: bool = False) -> str:
     """The ``parameters`` column: JSON of types (default) or values (``keep``)."""
+    if not keep and not executemany:
+        shape = _shape(parameters)
+        if shape is not None:
+            text = _SHAPES.get(shape)
+            if text is None:
+                text = json.dumps(_one_set(parameters, False), separators=(",", ":"))
+                if len(_SHAPES) < MAX_SHAPES:
+                    _SHAPES[shape] = text
+            return text
     if executemany and isinstance(parameters, list | tuple):
         shown: Any = [_one_set(p, keep) for p in parameters[:MAX_ROWS]]
     else:
