@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 SOURCE_NAMES = ("cpu", "memory", "sql", "system")
 # the sources this version can run; memory (memray) and sql (the probe) are being built
-AVAILABLE_SOURCES = ("cpu", "sql", "system")
+AVAILABLE_SOURCES = ("cpu", "memory", "sql", "system")
 
 
 class Source:
