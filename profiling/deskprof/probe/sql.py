@@ -157,7 +157,8 @@ class SqlHooks:
                 bool(getattr(context, "executemany", False)),
                 -1,
                 conn,
-                exception_context.cursor,
+                # SQLAlchemy 2.1 has no ExceptionContext.cursor; the context's cursor
+                getattr(context, "cursor", None),
                 type(exception_context.original_exception).__name__,
             )
         except Exception as exc:

@@ -146,6 +146,7 @@ class _Body:
             return next(self._iter)
         except StopIteration:
             self._ended()
+            self._emit()  # the body is complete; close() still resets the context
             raise
         except BaseException as exc:
             self._info.error = self._info.error or type(exc).__name__
