@@ -125,7 +125,7 @@ def stack_endpoints(stacks: pd.DataFrame, requests: pd.DataFrame) -> pd.Series:
     mapping = handler_endpoints(requests)
     if not len(stacks):
         return pd.Series([], dtype=str)
-    endpoints = stacks["handler"].map(mapping).fillna("").astype(str)
+    endpoints = stacks["handler"].map(lambda handler: mapping.get(handler, "")).astype(str)
     return pd.Series(endpoints.to_numpy(), index=stacks["stack_id"].to_numpy())
 
 

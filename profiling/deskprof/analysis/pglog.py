@@ -163,7 +163,7 @@ def parse_log_time(stamps: pd.Series) -> np.ndarray:
 
 
 def _to_utc_ns(stamp: pd.Series, zone: str) -> np.ndarray:
-    ns = stamp.astype("datetime64[ns]").astype(np.int64).to_numpy()
+    ns = stamp.dt.as_unit("ns").astype(np.int64).to_numpy()
     if zone in ("UTC", "GMT", "Z"):
         return ns
     offset = _OFFSET.match(zone)
@@ -178,7 +178,8 @@ def _to_utc_ns(stamp: pd.Series, zone: str) -> np.ndarray:
             f"log time zone {zone!r} is not one we can convert; set log_timezone = 'UTC' on "
             "the server"
         ) from None
-    return localized.dt.tz_convert("UTC").dt.tz_localize(None).astype(np.int64).to_numpy()
+    utc = localized.dt.tz_convert("UTC").dt.tz_localize(None).dt.as_unit("ns")
+    return utc.astype(np.int64).to_numpy()
 
 
 def log_queries(records: pd.DataFrame) -> pd.DataFrame:

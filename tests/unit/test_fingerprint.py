@@ -1,0 +1,110 @@
+"""Query fingerprints: what must group together, what must stay apart."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from deskprof.analysis.fingerprint import (
+    fingerprint,
+    fingerprint_id,
+    fingerprint_series,
+    operation,
+)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("SELECT * FROM t WHERE id = 1", "select *  from t\n where id = 42"),
+        ("SELECT * FROM t WHERE id = $1", "SELECT * FROM t WHERE id = %(id_1)s"),
+        ("SELECT * FROM t WHERE id = ?", "SELECT * FROM t WHERE id = :id"),
+        ("SELECT * FROM t WHERE id = %s", "SELECT * FROM t WHERE id = 'x'"),
+        ("SELECT * FROM t WHERE id IN (1, 2, 3)", "SELECT * FROM t WHERE id IN ($1)"),
+        ("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y')", "INSERT INTO t (a, b) VALUES (?, ?)"),
+        ("SELECT 1 /* request_id='a' */", "SELECT 2 -- trailing\n"),
+        ("SELECT a FROM t WHERE b = 'it''s /* not a comment */'", "SELECT a FROM t WHERE b = ?"),
+        ("SELECT a FROM t WHERE b = E'it\\'s'", "SELECT a FROM t WHERE b = ?"),
+        ("SELECT $$a 'quoted' $$, $tag$x$tag$", "SELECT ?, ?"),
+        ("SELECT * FROM t LIMIT 10 OFFSET 100;", "SELECT * FROM t LIMIT 20 OFFSET 0"),
+        ("SELECT * FROM t WHERE x = -5", "SELECT * FROM t WHERE x = 5"),
+        ("SELECT * FROM t WHERE a = ANY(ARRAY[1, 2])", "SELECT * FROM t WHERE a = ANY(ARRAY[3])"),
+        (
+            "SELECT tickets.id FROM tickets WHERE tickets.id = %(id)s::INTEGER "
+            "/*request_id='abc',route='%%2Ftickets'*/",
+            "select tickets.id from tickets where tickets.id = $1::integer",
+        ),
+    ],
+)
+def test_same_query_same_fingerprint(a: str, b: str) -> None:
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint_id(fingerprint(a)) == fingerprint_id(fingerprint(b))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("SELECT * FROM t WHERE id = 1", "SELECT * FROM u WHERE id = 1"),
+        ('SELECT "Name" FROM t', "SELECT name FROM t"),  # quoted identifiers keep case
+        ("SELECT * FROM t WHERE a IS NULL", "SELECT * FROM t WHERE a = 1"),
+        ("SELECT * FROM t WHERE id IN (SELECT id FROM u)", "SELECT * FROM t WHERE id IN (1)"),
+        ("SELECT a - 1 FROM t", "SELECT a, 1 FROM t"),
+        ("SELECT t1.a FROM t1", "SELECT t2.a FROM t2"),  # digits in identifiers stay
+    ],
+)
+def test_different_queries_differ(a: str, b: str) -> None:
+    assert fingerprint(a) != fingerprint(b)
+
+
+def test_fingerprint_text_is_readable_and_exact() -> None:
+    fp = fingerprint("SELECT count(*) FROM tickets WHERE status IN ('open','pending') LIMIT 5")
+    assert fp == "select count(*) from tickets where status in (?+) limit ?"
+    assert fingerprint("INSERT INTO t (a) VALUES (1), (2)") == "insert into t(a) values (?+)"
+
+
+def test_odd_input_never_raises() -> None:
+    assert fingerprint("SELECT 'unterminated") == "select ?"
+    assert fingerprint("SELECT 1 /* unterminated") == "select ?"
+    assert fingerprint("") == ""
+    assert fingerprint(None) == ""  # type: ignore[arg-type]
+
+
+def test_fingerprint_id_is_16_stable_hex() -> None:
+    fid = fingerprint_id("select ?")
+    assert len(fid) == 16 and int(fid, 16) >= 0
+    assert fid == "b9a4c90ce4157373"  # stable across runs and machines
+
+
+@pytest.mark.parametrize(
+    ("statement", "op"),
+    [
+        ("SELECT 1", "SELECT"),
+        ("insert into t values (1)", "INSERT"),
+        ("UPDATE t SET a = 1", "UPDATE"),
+        ("delete from t", "DELETE"),
+        ("WITH x AS (SELECT 1) DELETE FROM t WHERE id IN (SELECT * FROM x)", "DELETE"),
+        ("BEGIN", "OTHER"),
+        ("CREATE INDEX i ON t (a)", "OTHER"),
+    ],
+)
+def test_operation(statement: str, op: str) -> None:
+    assert operation(fingerprint(statement)) == op
+
+
+def test_series_keeps_index_and_matches_scalar() -> None:
+    statements = pd.Series(
+        ["SELECT 1", "SELECT 2", None, "UPDATE t SET a = 3", "SELECT 1"], index=[10, 11, 12, 13, 14]
+    )
+    out = fingerprint_series(statements)
+    assert list(out.index) == [10, 11, 12, 13, 14]
+    assert list(out.columns) == ["fingerprint", "fingerprint_id", "operation"]
+    assert list(out["fingerprint"]) == [
+        "select ?",
+        "select ?",
+        "",
+        "update t set a = ?",
+        "select ?",
+    ]
+    assert out.loc[13, "fingerprint_id"] == fingerprint_id("update t set a = ?")
+    assert list(out["operation"]) == ["SELECT", "SELECT", "OTHER", "UPDATE", "SELECT"]
+    assert fingerprint_series(pd.Series([], dtype=str)).empty
