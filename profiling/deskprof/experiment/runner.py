@@ -1,0 +1,285 @@
+"""Run an experiment: bring both arms up, follow the plan trial by trial, summarise.
+
+For each trial of the plan: switch arms if needed (leave the old, enter the new: a
+change is reverted/applied), run a discarded warm-up after a switch, reset the declared
+state, then drive the workload (Locust via ``deskprof.capture.workload``; open loop at a
+fixed arrival rate by default, so latency counts from the intended start) for the trial's
+seconds while psutil watches the arm's processes. After the last trial the probe's
+records are joined to the requests, every arm is left as it was found, and the result is
+written. Ctrl-C or an arm that dies keeps the trials so far, marked partial.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deskprof.capture.bundle import git_revision, host_facts
+from deskprof.capture.workload import WorkloadRun, WorkloadSpec, read_workload
+from deskprof.errors import DeskprofError
+from deskprof.experiment.design import ARMS, BASELINE, CANDIDATE, Design
+from deskprof.experiment.measure import (
+    ALL,
+    TRIAL_COLUMNS,
+    ResourceMonitor,
+    add_probe_metrics,
+    probe_per_request,
+    summarize_trial,
+    wait_for_probe_flush,
+)
+from deskprof.experiment.result import ExperimentResult, verdict_table
+from deskprof.experiment.stats import DEFAULT_THRESHOLD
+from deskprof.experiment.variants import Arm, Variant, check_pair, start_arm
+
+DEFAULT_ROOT = Path("data") / "experiments"
+DEFAULT_RATE = 5.0  # requests/s: well below what the first version serves on one worker
+PLAN_KEYS = ["trial", "block", "position", "arm", "pair"]
+REQUEST_COLUMNS = ["trial", "arm", "name", "method", "intended_ns", "start_ns", "end_ns"]
+REQUEST_COLUMNS += ["latency_ns", "status", "error", "request_id"]
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Experiment:
+    """Baseline vs candidate under one workload; ``run()`` returns an ExperimentResult.
+
+    ``workload`` is a scenario name (``ticket_list``, ``mixed``...), a locustfile path or a
+    ``WorkloadSpec``; a name runs open loop at ``rate`` requests/s. ``endpoints`` limits
+    the verdict table (names or shell patterns). ``capture_arms`` takes one deskprof
+    capture of each arm afterwards (for a differential flame graph and a query diff).
+    """
+
+    baseline: Variant
+    candidate: Variant
+    workload: WorkloadSpec | str = "mixed"
+    rate: float = DEFAULT_RATE
+    trial_s: float = 10.0
+    design: Design = field(default_factory=Design)
+    endpoints: list[str] | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    out: Path | str | None = None
+    label: str = ""
+    capture_arms: bool = False
+    allow_remote_load: bool = False
+    progress: Callable[[str], None] | None = _stderr
+
+    def spec(self) -> WorkloadSpec:
+        if isinstance(self.workload, WorkloadSpec):
+            spec = self.workload
+        else:
+            spec = WorkloadSpec(scenario=self.workload, rate=self.rate)
+        spec.allow_remote = spec.allow_remote or self.allow_remote_load
+        return spec
+
+    def validate(self) -> None:
+        if not 1 <= self.trial_s <= 3600:
+            raise DeskprofError("--trial-seconds must be between 1 and 3600")
+        if not 0 <= self.threshold < 1:
+            raise DeskprofError("--threshold is a fraction: 0.02 means 2%")
+        self.design.validate()
+        check_pair(self.baseline, self.candidate)
+        spec = self.spec()
+        for variant in (self.baseline, self.candidate):
+            spec.validate(variant.url or "http://127.0.0.1")
+
+    def say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_revision": git_revision(Path(__file__).resolve().parent),
+            "host": host_facts(),
+            "baseline": self.baseline.describe(),
+            "candidate": self.candidate.describe(),
+            "workload": self.spec().describe(),
+            "trial_s": self.trial_s,
+            "design": self.design.describe(),
+            "threshold": self.threshold,
+            "endpoints": self.endpoints,
+            "statistics": "ratio of trial medians, expanded bootstrap percentile 95% CI "
+            "(pairs of adjacent trials when blocked); Wilcoxon signed-rank / Mann-Whitney U",
+        }
+
+    def _out_dir(self) -> Path:
+        if self.out is not None:
+            path = Path(self.out)
+        else:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            path = DEFAULT_ROOT / (f"{stamp}-{self.label}" if self.label else stamp)
+        if path.exists() and any(path.iterdir()):
+            raise DeskprofError(f"{path} already holds files; choose a new --out directory")
+        return path
+
+    def run(self) -> ExperimentResult:
+        """Run every trial of the plan; the result is saved under ``out`` and returned."""
+        self.validate()
+        out = self._out_dir()
+        raw = out / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        config = self.config()
+        plan = self.design.plan()
+        spec = self.spec()
+        arms: dict[str, Arm] = {}
+        summaries: list[pd.DataFrame] = []
+        requests: list[pd.DataFrame] = []
+        partial: list[str] = []
+        active: Arm | None = None
+        try:
+            for role, variant in ((BASELINE, self.baseline), (CANDIDATE, self.candidate)):
+                arms[role] = start_arm(role, variant, raw, self.say)
+            for arm in arms.values():  # both arms start from the state without any change
+                arm.leave()
+            config["urls"] = {role: arm.url for role, arm in arms.items()}
+            for row in plan.itertuples(index=False):
+                arm = arms[row.arm]
+                if active is not arm:
+                    if active is not None:
+                        active.leave()
+                    arm.enter()
+                    active = arm
+                if row.warmup:
+                    self._drive(spec, arm, self.design.warmup_s, raw / f"warmup-{row.trial:03d}")
+                if self.design.reset is not None:
+                    self.design.reset(arm)
+                summary, records = self._trial(spec, arm, row, raw / f"trial-{row.trial:03d}")
+                summaries.append(summary)
+                requests.append(records)
+                if not arm.alive():
+                    partial.append(f"{row.arm} target exited during trial {row.trial}")
+                    break
+            if self.capture_arms and not partial:
+                config["captures"] = self._capture_arms(arms, spec, out, active)
+                active = None
+        except KeyboardInterrupt:
+            partial.append(f"interrupted (Ctrl-C) after {len(summaries)} of {len(plan)} trials")
+        finally:
+            if active is not None:
+                try:
+                    active.leave()
+                except DeskprofError as exc:
+                    partial.append(str(exc))
+            for arm in arms.values():
+                arm.stop()
+        return self._finish(out, config, plan, summaries, requests, arms, partial)
+
+    def _drive(self, spec: WorkloadSpec, arm: Arm, seconds: float, raw: Path) -> pd.DataFrame:
+        run = WorkloadRun(spec, arm.url, seconds, raw).start()
+        run.wait(seconds + 60)
+        return read_workload(raw)
+
+    def _trial(
+        self, spec: WorkloadSpec, arm: Arm, row: Any, raw: Path
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        monitor = ResourceMonitor(arm.all_pids()).start()
+        records = self._drive(spec, arm, self.trial_s, raw)
+        cpu_s, peak_rss = monitor.stop()
+        summary = summarize_trial(records, cpu_s=cpu_s, peak_rss_bytes=peak_rss)
+        for key in reversed(PLAN_KEYS):
+            summary.insert(0, key, getattr(row, key))
+        summary.insert(5, "variant", arm.name)
+        records = records.assign(trial=row.trial, arm=row.arm)[REQUEST_COLUMNS]
+        whole = summary[summary["endpoint"] == ALL]
+        count, p50, errors = (
+            (int(whole["requests"].iloc[0]), whole["p50_ms"].iloc[0], int(whole["errors"].iloc[0]))
+            if len(whole)
+            else (0, float("nan"), 0)
+        )
+        self.say(
+            f"trial {row.trial + 1}/{self.design.trials()} block {row.block} {row.arm:<9} "
+            f"{count:5d} requests, p50 {p50:7.1f} ms, errors {errors}"
+        )
+        return summary, records
+
+    def _capture_arms(
+        self, arms: dict[str, Arm], spec: WorkloadSpec, out: Path, active: Arm | None
+    ) -> dict[str, str]:
+        from deskprof.capture.session import CaptureOptions, CaptureSession
+
+        paths: dict[str, str] = {}
+        for role in ARMS:
+            arm = arms[role]
+            pids = arm.target.pids if arm.target is not None else arm.pids
+            if not pids:
+                self.say(f"{role}: no PIDs known, not captured (give pids= for URL arms)")
+                continue
+            if active is not arm:
+                if active is not None:
+                    active.leave()
+                arm.enter()
+                active = arm
+            options = CaptureOptions(
+                url=arm.url,
+                pids=list(pids),
+                duration_s=self.trial_s,
+                workload=spec,
+                out=out / "captures" / role,
+                label=f"{self.label}-{role}",
+                progress=self.progress,
+            )
+            paths[role] = str(CaptureSession(options).run().path)
+        if active is not None:
+            active.leave()
+        return paths
+
+    def _finish(
+        self,
+        out: Path,
+        config: dict[str, Any],
+        plan: pd.DataFrame,
+        summaries: list[pd.DataFrame],
+        requests: list[pd.DataFrame],
+        arms: dict[str, Arm],
+        partial: list[str],
+    ) -> ExperimentResult:
+        columns = [*PLAN_KEYS, "variant", *TRIAL_COLUMNS]
+        trials = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
+        measured = pd.concat(requests, ignore_index=True) if requests else pd.DataFrame()
+        trials = trials.reindex(columns=columns)
+        if not measured.empty:
+            wait_for_probe_flush()
+            per_request = pd.concat(
+                [probe_per_request(arm.probe_dir) for arm in arms.values()], ignore_index=True
+            )
+            trials = add_probe_metrics(trials, measured, per_request)[columns]
+        if len(summaries) < len(plan) and not partial:
+            partial.append(f"{len(summaries)} of {len(plan)} trials ran")
+        verdicts = verdict_table(trials, threshold=self.threshold, endpoints=self.endpoints)
+        config["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        result = ExperimentResult(
+            trials=trials,
+            verdicts=verdicts,
+            config=config,
+            requests=measured,
+            status="partial" if partial else "complete",
+            partial_reasons=partial,
+        )
+        result.save(out)
+        self.say(f"result {out} ({result.status}{': ' + '; '.join(partial) if partial else ''})")
+        return result
+
+
+def flush_redis(url: str) -> Callable[[Any], None]:
+    """A ``Design.reset`` for cold-cache experiments: FLUSHDB on ``url`` before each trial."""
+    import redis
+
+    def flush_redis_db(_arm: Any) -> None:
+        client = redis.Redis.from_url(url, socket_timeout=10)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+    flush_redis_db.__name__ = f"flush_redis({url})"
+    return flush_redis_db
