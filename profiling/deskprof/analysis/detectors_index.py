@@ -1,0 +1,259 @@
+"""Missing index: EXPLAIN the slowest SELECTs and look for full scans an index would avoid.
+
+A finding needs a sequential scan (PostgreSQL ``Seq Scan``, SQLite ``SCAN t`` without an
+index) of a table of at least ``index_min_table_rows`` rows, under either a selective
+filter (rows kept / rows scanned at most ``index_selectivity``: measured with ANALYZE,
+estimated in a generic plan, unknown on SQLite) or a sort feeding a LIMIT (a top-N an
+index would read in order). Candidate index columns are the filter's equality columns,
+then its range column or the sort keys. On PostgreSQL with HypoPG installed each
+candidate is created hypothetically and the one that cuts the estimated cost by at least
+``index_min_cost_gain`` (Dexter's rule: half) is suggested; a scan no candidate improves
+enough is not reported. Without HypoPG the suggestion is marked unverified and the plan
+is in the evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pandas as pd
+
+from deskprof.analysis.detectors_sql import NS_PER_MS, _reads, _stat, endpoint_stats, top_endpoint
+from deskprof.analysis.explain import SeqScan, explain, hypothetical_costs
+from deskprof.analysis.findings import Finding, Thresholds, severity_for
+from deskprof.errors import DeskprofError
+
+_WHERE = re.compile(r"\bwhere\b(.+?)(?:\bgroup by\b|\border by\b|\blimit\b|\boffset\b|$)", re.S)
+_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+MAX_PLAN_CHARS = 2000
+
+
+def _filter_columns(text: str, table: str, columns: list[str]) -> tuple[list[str], list[str]]:
+    """(equality columns, other filter columns) of ``table`` named in a filter text."""
+    text = text.lower()
+    known = [c.lower() for c in columns]
+    named = []
+    for word in _IDENT.findall(text):
+        if word in known and word not in named:
+            named.append(word)
+    equality = [
+        c
+        for c in named
+        if re.search(rf"\b{c}\b\)?(?:::[a-z ]+?)?\)?\s*=(?!=)", text)
+        or re.search(rf"(?<![<>!])=\s*\(?\(?(?:{table}\.)?{c}\b", text)
+    ]
+    return equality, [c for c in named if c not in equality]
+
+
+def _sort_columns(keys: list[str], columns: list[str]) -> list[str]:
+    known = {c.lower() for c in columns}
+    out = []
+    for key in keys:
+        name = key.lower().split()[0].rsplit(".", 1)[-1].strip('"()')
+        if name in known and name not in out:
+            out.append(name)
+    return out
+
+
+def _candidates(equality: list[str], other: list[str], sort: list[str]) -> list[list[str]]:
+    """Index column lists to try, most specific first (equality, then range or sort)."""
+    out: list[list[str]] = []
+    for cols in (
+        equality + other[:1],
+        equality + [c for c in sort if c not in equality],
+        equality,
+        sort,
+        other[:1],
+    ):
+        if cols and cols not in out:
+            out.append(cols)
+    return out
+
+
+def _scan_problem(
+    scan: SeqScan, plan_rows: float, filter_text: str, columns: list[str], t: Thresholds
+) -> dict[str, Any] | None:
+    if plan_rows < t.index_min_table_rows:
+        return None
+    equality, other = _filter_columns(filter_text, scan.table, columns)
+    sort = _sort_columns(scan.sort_keys, columns)
+    selectivity = None
+    if scan.rows_scanned:
+        selectivity = (scan.rows_returned or 0.0) / scan.rows_scanned
+    elif scan.rows_returned is not None and plan_rows:
+        selectivity = scan.rows_returned / plan_rows
+    selective = bool(equality or other) and (
+        selectivity is None or selectivity <= t.index_selectivity
+    )
+    top_n = bool(sort) and scan.limited
+    if not (selective or top_n):
+        return None
+    return {
+        "equality": equality,
+        "other": other,
+        "sort": sort,
+        "selectivity": None if selectivity is None else round(selectivity, 4),
+        "reason": "selective filter" if selective else "sort feeding a LIMIT",
+    }
+
+
+def detect_missing_indexes(
+    queries: pd.DataFrame,
+    requests: pd.DataFrame,
+    *,
+    database_url: str,
+    thresholds: Thresholds | None = None,
+    parameters_kept: bool | None = None,
+    notes: list[dict[str, str]] | None = None,
+) -> list[Finding]:
+    """EXPLAIN the ``index_candidates`` SELECT fingerprints with the most total time on
+    ``database_url`` and report the full scans an index would avoid (see module doc).
+    EXPLAIN failures are appended to ``notes`` and skipped, never raised, except that an
+    unreachable database stops the detector after one note."""
+    t = thresholds or Thresholds()
+    notes = notes if notes is not None else []
+    reads = _reads(queries)
+    reads = reads[reads["fingerprint"].str.contains(r"\b(?:where|order by)\b", regex=True)]
+    if reads.empty:
+        return []
+    totals = reads.groupby("fingerprint_id")["duration_ns"].sum().sort_values(ascending=False)
+    stats = endpoint_stats(requests)
+    merged: dict[tuple[str, str], Finding] = {}
+    for fp_id in totals.index[: t.index_candidates]:
+        rows = reads[reads["fingerprint_id"] == fp_id]
+        slowest = rows.loc[rows["duration_ns"].idxmax()]
+        try:
+            plan = explain(
+                database_url,
+                str(slowest["statement"]),
+                slowest["parameters"],
+                timeout_s=t.explain_timeout_s,
+                parameters_kept=parameters_kept,
+            )
+        except DeskprofError as exc:
+            notes.append({"detector": "missing_index", "reason": f"{fp_id}: {exc}"})
+            if "cannot connect" in str(exc):
+                break
+            continue
+        fp = str(slowest["fingerprint"])
+        for scan in plan.seq_scans:
+            columns = plan.table_columns.get(scan.table, [])
+            where = _WHERE.search(fp)
+            filter_text = scan.filter or (where.group(1) if where else "")
+            problem = _scan_problem(
+                scan, plan.table_rows.get(scan.table, 0.0), filter_text, columns, t
+            )
+            if problem is None:
+                continue
+            finding = _finding(
+                rows,
+                fp,
+                scan,
+                problem,
+                plan,
+                database_url,
+                slowest,
+                parameters_kept,
+                stats,
+                t,
+                notes,
+            )
+            if finding is None:
+                continue
+            key = (finding.endpoint, finding.evidence[0]["suggested_index"])
+            if key in merged:
+                merged[key].evidence.append(finding.evidence[0])
+                merged[key].estimated_saving_ms += finding.estimated_saving_ms
+            else:
+                merged[key] = finding
+    return list(merged.values())
+
+
+def _finding(
+    rows: pd.DataFrame,
+    fp: str,
+    scan: SeqScan,
+    problem: dict[str, Any],
+    plan: Any,
+    database_url: str,
+    slowest: pd.Series,
+    parameters_kept: bool | None,
+    stats: pd.DataFrame,
+    t: Thresholds,
+    notes: list[dict[str, str]],
+) -> Finding | None:
+    candidates = _candidates(problem["equality"], problem["other"], problem["sort"])
+    if not candidates:
+        return None
+    verified, cost_before, cost_after, tried = "", None, None, {}
+    chosen = candidates[0]
+    gain = None
+    if plan.backend == "postgresql":
+        try:
+            costs = hypothetical_costs(
+                database_url,
+                plan.statement,
+                slowest["parameters"],
+                [(scan.table, cols) for cols in candidates],
+                timeout_s=t.explain_timeout_s,
+                parameters_kept=parameters_kept,
+            )
+        except DeskprofError as exc:
+            notes.append({"detector": "missing_index", "reason": f"HypoPG: {exc}"})
+            costs = None
+        if costs is not None:
+            cost_before, tried = costs
+            best_ddl = min(tried, key=tried.__getitem__)
+            cost_after = tried[best_ddl]
+            gain = 1.0 - cost_after / cost_before if cost_before else 0.0
+            if gain < t.index_min_cost_gain:
+                return None  # Dexter's rule: not worth an index
+            chosen = candidates[list(tried).index(best_ddl)]
+            verified = "hypopg"
+    endpoint = top_endpoint(rows)
+    at_endpoint = rows[rows["endpoint"] == endpoint] if endpoint else rows
+    affected = int(at_endpoint["request_id"].nunique()) if endpoint else len(rows)
+    per_request_ms = float(at_endpoint["duration_ns"].sum()) / max(affected, 1) / NS_PER_MS
+    if gain is not None:
+        share, basis = gain, "HypoPG estimated cost reduction"
+    elif problem["selectivity"] is not None:
+        share, basis = 1.0 - problem["selectivity"], "share of scanned rows the filter discards"
+    else:
+        share, basis = 0.5, "assumed half (SQLite: no row counts, not verified)"
+    saving = per_request_ms * share
+    ddl = f"CREATE INDEX ON {scan.table} ({', '.join(chosen)})"
+    evidence = {
+        "fingerprint": fp,
+        "table": scan.table,
+        "table_rows": int(plan.table_rows.get(scan.table, 0)),
+        "reason": problem["reason"],
+        "filter": scan.filter,
+        "sort_keys": scan.sort_keys,
+        "selectivity": problem["selectivity"],
+        "suggested_index": ddl,
+        "verified_with": verified,
+        "cost_before": cost_before,
+        "cost_after": cost_after,
+        "candidates_tried": tried,
+        "plan": plan.text()[:MAX_PLAN_CHARS],
+        "plan_kind": "analyzed" if plan.analyzed else ("generic" if plan.generic else "estimated"),
+        "plan_note": plan.note,
+        "db_ms_per_request": round(per_request_ms, 3),
+        "saving_basis": basis,
+    }
+    check = (
+        f" (HypoPG: estimated cost {cost_before:.0f} -> {cost_after:.0f})"
+        if verified
+        else " (not verified: install HypoPG on PostgreSQL to check it hypothetically)"
+    )
+    return Finding(
+        kind="missing_index",
+        severity=severity_for(saving, _stat(stats, endpoint, "median_ms"), t),
+        endpoint=endpoint,
+        title=f"Missing index: full scan of {scan.table} ({problem['reason']})",
+        evidence=[evidence],
+        estimated_saving_ms=saving,
+        fix=ddl + check,
+        affected_requests=affected,
+    )

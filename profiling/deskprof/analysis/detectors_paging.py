@@ -1,0 +1,191 @@
+"""Deep ``OFFSET`` pagination with a ``COUNT(*)`` on every page.
+
+What the evidence can be depends on what the probe kept. The statement shape is always
+there: a page query is a SELECT with ``LIMIT`` and ``OFFSET`` that is not a keyset seek
+(``(sort_key, id) < (?, ?)``), and its companion is a ``SELECT count(...)`` of the same
+table in the same request. The page depth (the OFFSET value) is known only when the
+capture kept parameter values (``--keep-parameters``) or the OFFSET is a literal; then
+"latency grows with depth" is tested (Spearman rank correlation of duration and offset).
+With values redacted, the detector fires on the count-on-every-page shape alone and says
+that depth was not seen. (SQLAlchemy's SQLite dialect writes ``OFFSET ?`` even for page
+1, so the shape alone cannot tell page 1 from page 50.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from deskprof.analysis.detectors_sql import (
+    NS_PER_MS,
+    _reads,
+    _stat,
+    endpoint_stats,
+    tables_in,
+    values_kept,
+)
+from deskprof.analysis.findings import Finding, Thresholds, severity_for
+
+_KEYSET = re.compile(r"\)\s*[<>]=?\s*\(\s*\?")
+_OFFSET = re.compile(
+    r"\boffset\s+(?:(?P<literal>\d+)\b|(?P<named>%\((?P<name>[^)]+)\)s|:(?P<colon>\w+))"
+    r"|\$(?P<dollar>\d+)|(?P<positional>\?|%s))",
+    re.I,
+)
+_POSITIONAL = re.compile(r"\?|%s")
+
+
+def is_page_query(fp: str) -> bool:
+    """A SELECT that pages with LIMIT/OFFSET (not a keyset seek)."""
+    text = f" {fp.lower()} "
+    return " limit " in text and " offset " in text and not _KEYSET.search(text)
+
+
+def offset_value(statement: str, parameters: str) -> int | None:
+    """The OFFSET of one execution: a literal in the statement, or the bound value when
+    parameters were kept (positional ``?``/``%s``, ``%(name)s``, ``:name`` or ``$n``);
+    None when it was redacted or cannot be found."""
+    matches = list(_OFFSET.finditer(statement or ""))
+    if not matches:
+        return None
+    match = matches[-1]  # the last OFFSET is the outer query's
+    if match.group("literal"):
+        return int(match.group("literal"))
+    try:
+        values = json.loads(parameters)
+    except (TypeError, ValueError):
+        return None
+    value: Any = None
+    if match.group("positional") and isinstance(values, list):
+        index = len(_POSITIONAL.findall(statement[: match.start("positional")]))
+        value = values[index] if index < len(values) else None
+    elif match.group("dollar") and isinstance(values, list):
+        index = int(match.group("dollar")) - 1
+        value = values[index] if 0 <= index < len(values) else None
+    elif isinstance(values, dict):
+        value = values.get(match.group("name") or match.group("colon") or "")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def detect_deep_pagination(
+    queries: pd.DataFrame,
+    requests: pd.DataFrame,
+    *,
+    thresholds: Thresholds | None = None,
+    parameters_kept: bool | None = None,
+) -> list[Finding]:
+    """One finding per endpoint and page query that pages by OFFSET and either runs a
+    COUNT of the same table on at least ``pagination_count_share`` of its pages, or (depth
+    known) reaches ``pagination_deep_offset`` rows with latency that grows with depth.
+    Saving = the COUNT's time per page plus, when depth is known and latency grows, the
+    page query's time above its shallowest pages."""
+    t = thresholds or Thresholds()
+    reads = _reads(queries)
+    reads = reads[reads["request_id"] != ""]
+    if reads.empty:
+        return []
+    fps = reads["fingerprint"].unique()
+    page_fps = [fp for fp in fps if is_page_query(fp)]
+    count_fps = [fp for fp in fps if fp.lower().startswith("select count(")]
+    if not page_fps:
+        return []
+    kept = values_kept(reads["parameters"], parameters_kept)
+    stats = endpoint_stats(requests)
+    findings = []
+    for (endpoint, fp), pages in reads[reads["fingerprint"].isin(page_fps)].groupby(
+        ["endpoint", "fingerprint"], sort=False
+    ):
+        page_requests = set(pages["request_id"])
+        n_requests = len(page_requests)
+        if n_requests < t.pagination_min_requests:
+            continue
+        tables = set(tables_in(fp))
+        companions = reads[
+            reads["fingerprint"].isin([c for c in count_fps if tables & set(tables_in(c))])
+            & reads["request_id"].isin(page_requests)
+        ]
+        count_fp, count_share, count_ms = "", 0.0, 0.0
+        if not companions.empty:
+            share = companions.groupby("fingerprint")["request_id"].nunique() / n_requests
+            count_fp = str(share.idxmax())
+            count_share = float(share.max())
+            chosen = companions[companions["fingerprint"] == count_fp]
+            count_ms = float(chosen["duration_ns"].sum()) / n_requests / NS_PER_MS
+        counts_every_page = count_share >= t.pagination_count_share
+
+        offsets = pd.Series(
+            [
+                offset_value(s, p)
+                for s, p in zip(pages["statement"], pages["parameters"], strict=True)
+            ],
+            index=pages.index,
+            dtype="Float64",
+        )
+        depth: dict[str, Any] = {"depth_known": bool(offsets.notna().any())}
+        grows, depth_excess_ms = False, 0.0
+        if depth["depth_known"]:
+            known = pages[offsets.notna()].assign(offset=offsets.dropna().astype(int))
+            max_offset = int(known["offset"].max())
+            depth.update(max_offset=max_offset, pages_seen=len(known))
+            if known["offset"].nunique() >= 3:
+                rho, p_value = scipy_stats.spearmanr(known["offset"], known["duration_ns"])
+                grows = bool(rho >= 0.3 and p_value <= 0.05)
+                depth.update(spearman_rho=round(float(rho), 3), p_value=float(p_value))
+            shallow = known[known["offset"] == known["offset"].min()]["duration_ns"].median()
+            deep = known[known["offset"] >= t.pagination_deep_offset]["duration_ns"]
+            if len(deep):
+                depth["deep_page_median_ms"] = round(float(deep.median()) / NS_PER_MS, 3)
+                depth["first_page_median_ms"] = round(float(shallow) / NS_PER_MS, 3)
+            if grows:
+                excess = (known["duration_ns"] - shallow).clip(lower=0).sum()
+                depth_excess_ms = float(excess) / n_requests / NS_PER_MS
+            if max_offset < t.pagination_deep_offset or not (grows or counts_every_page):
+                continue
+        else:
+            depth["note"] = (
+                "page depth not seen: parameter values were redacted; re-capture with "
+                "--keep-parameters to test whether latency grows with depth"
+                if not kept
+                else "OFFSET value not found in the statement or its parameters"
+            )
+            if not counts_every_page:
+                continue
+        saving = count_ms * (1.0 if counts_every_page else 0.0) + depth_excess_ms
+        median_ms = _stat(stats, endpoint, "median_ms")
+        evidence = {
+            "endpoint": endpoint,
+            "page_fingerprint": fp,
+            "page_requests": n_requests,
+            "page_query_median_ms": round(float(pages["duration_ns"].median()) / NS_PER_MS, 3),
+            "count_fingerprint": count_fp,
+            "share_of_pages_with_count": round(count_share, 3),
+            "count_ms_per_page": round(count_ms, 3),
+            "latency_grows_with_depth": grows,
+            **depth,
+        }
+        what = []
+        if grows:
+            what.append("latency grows with page depth")
+        if counts_every_page:
+            what.append("COUNT(*) on every page")
+        findings.append(
+            Finding(
+                kind="deep_pagination",
+                severity=severity_for(saving, median_ms, t),
+                endpoint=endpoint,
+                title=f"OFFSET pagination: {' and '.join(what)}",
+                evidence=[evidence],
+                estimated_saving_ms=saving,
+                fix=(
+                    "Page with a keyset cursor (WHERE (sort_key, id) < (:last_key, :last_id) "
+                    "ORDER BY sort_key, id LIMIT n) instead of OFFSET, and cache the total "
+                    "(or show an estimate) instead of counting on every page."
+                ),
+                affected_requests=n_requests,
+            )
+        )
+    return findings

@@ -1,0 +1,506 @@
+"""SQL detectors: N+1, slow queries, uncached hot reads, connection churn.
+
+Each is a plain function of the contract's DataFrames (``queries`` with ``fingerprint``,
+``fingerprint_id``, ``operation`` and ``endpoint``; ``requests`` with ``endpoint``) that
+returns :class:`Finding` objects, so a test can hand it ten rows built by hand. The shared
+helpers here (tables a statement touches, whether parameter values were kept, per-endpoint
+latency) are used by the other SQL detector modules too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deskprof.analysis.findings import Finding, Thresholds, severity_for
+
+NS_PER_MS = 1e6
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+# --- shared helpers ------------------------------------------------------------------
+
+_TABLE_AFTER = re.compile(r"\b(?:join|update|into)\s+([a-z_][\w$]*(?:\.[a-z_][\w$]*)?)", re.I)
+_FROM_LIST = re.compile(
+    r"\bfrom\s+(.+?)(?=\bwhere\b|\bgroup\b|\border\b|\blimit\b|\boffset\b|\bjoin\b|\binner\b"
+    r"|\bleft\b|\bright\b|\bfull\b|\bcross\b|\bunion\b|\bhaving\b|\breturning\b|\bfor\b|\)|$)",
+    re.I | re.S,
+)
+_NOT_TABLES = frozenset({"select", "lateral", "only", "as", "(", "?"})
+
+
+def tables_in(statement: str) -> list[str]:
+    """Tables a statement reads or writes (``FROM a, b``, ``JOIN``, ``UPDATE``, ``INTO``),
+    lowercased, schema prefix dropped, in order of appearance. Subqueries are looked into
+    as text, so ``IN (SELECT ... FROM t)`` names ``t`` too."""
+    found: list[str] = []
+    for match in _FROM_LIST.finditer(statement):
+        for part in match.group(1).split(","):
+            words = part.strip().split()
+            if words and words[0].lower() not in _NOT_TABLES and not words[0].startswith("("):
+                found.append(words[0])
+    found.extend(m.group(1) for m in _TABLE_AFTER.finditer(statement))
+    out: list[str] = []
+    for name in found:
+        name = name.strip('"`').lower().rsplit(".", 1)[-1]
+        if name and name not in out and re.fullmatch(r"[a-z_][\w$]*", name):
+            out.append(name)
+    return out
+
+
+_TYPE_NAMES = frozenset(
+    [
+        "int",
+        "str",
+        "float",
+        "bool",
+        "None",
+        "NoneType",
+        "datetime",
+        "date",
+        "time",
+        "timedelta",
+        "Decimal",
+        "UUID",
+        "bytes",
+        "bytearray",
+        "memoryview",
+        "list",
+        "dict",
+        "tuple",
+        "set",
+        "Range",
+        "Json",
+        "Jsonb",
+        "Enum",
+        "ndarray",
+    ]
+)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def values_kept(parameters: pd.Series, hint: bool | None = None) -> bool:
+    """Whether the ``parameters`` column holds values (``--keep-parameters``) rather than
+    type names. ``hint`` (the manifest's ``keep_parameters``) wins when given; otherwise a
+    sample is sniffed: only Python type names (``"int"``, ``"str"``...) means redacted, so
+    an unusual type name (a custom class) can pass for a value: prefer the hint."""
+    if hint is not None:
+        return bool(hint)
+    for text in parameters.dropna().astype(str).head(500):
+        try:
+            leaves = _leaves(json.loads(text))
+        except ValueError:
+            continue
+        for leaf in leaves:
+            if not isinstance(leaf, str) or leaf not in _TYPE_NAMES:
+                return True
+    return False
+
+
+def endpoint_stats(requests: pd.DataFrame) -> pd.DataFrame:
+    """Per endpoint: ``requests`` (count) and ``median_ms`` (latency), indexed by endpoint."""
+    if requests.empty or "endpoint" not in requests:
+        return pd.DataFrame({"requests": [], "median_ms": []})
+    grouped = requests.groupby("endpoint")["duration_ns"]
+    return pd.DataFrame(
+        {"requests": grouped.size(), "median_ms": grouped.median() / NS_PER_MS}
+    ).astype(float)
+
+
+def _stat(stats: pd.DataFrame, endpoint: str, column: str) -> float:
+    return float(stats[column].get(endpoint, 0.0)) if column in stats else 0.0
+
+
+def short_site(call_site: str) -> str:
+    """``/long/path/opendesk/tickets.py:112`` → ``opendesk/tickets.py:112``."""
+    parts = str(call_site).replace("\\", "/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 2 else str(call_site)
+
+
+def top_endpoint(frame: pd.DataFrame) -> str:
+    """The endpoint that spends the most time in these rows (``""`` outside requests)."""
+    in_requests = frame[frame["endpoint"] != ""]
+    if in_requests.empty:
+        return ""
+    return str(in_requests.groupby("endpoint")["duration_ns"].sum().idxmax())
+
+
+def _reads(queries: pd.DataFrame) -> pd.DataFrame:
+    ok = queries["error"].fillna("") == "" if "error" in queries else True
+    return queries[(queries["operation"] == "SELECT") & ok]
+
+
+# --- N+1 -----------------------------------------------------------------------------
+
+
+def detect_n_plus_one(
+    queries: pd.DataFrame, requests: pd.DataFrame, *, thresholds: Thresholds | None = None
+) -> list[Finding]:
+    """The same SELECT fingerprint from the same call site at least
+    ``n_plus_one_min_repeats`` times in one request, taking at least
+    ``n_plus_one_min_total_ms`` there (Sentry's rule). One finding per endpoint, fingerprint
+    and call site; saving = (repeats - 1) x mean duration, averaged over affected requests."""
+    t = thresholds or Thresholds()
+    reads = _reads(queries)
+    reads = reads[reads["request_id"] != ""]
+    if reads.empty:
+        return []
+    per_request = (
+        reads.groupby(["endpoint", "fingerprint_id", "call_site", "request_id"], sort=False)
+        .agg(
+            repeats=("duration_ns", "size"),
+            total_ns=("duration_ns", "sum"),
+            fingerprint=("fingerprint", "first"),
+            call_function=("call_function", "first"),
+        )
+        .reset_index()
+    )
+    hits = per_request[
+        (per_request["repeats"] >= t.n_plus_one_min_repeats)
+        & (per_request["total_ns"] >= t.n_plus_one_min_total_ms * NS_PER_MS)
+    ].copy()
+    if hits.empty:
+        return []
+    hits["saving_ms"] = (hits["repeats"] - 1) * (hits["total_ns"] / hits["repeats"]) / NS_PER_MS
+    stats = endpoint_stats(requests)
+    findings = []
+    for (endpoint, fp_id, site), group in hits.groupby(
+        ["endpoint", "fingerprint_id", "call_site"], sort=False
+    ):
+        saving = float(group["saving_ms"].mean())
+        median_ms = _stat(stats, endpoint, "median_ms")
+        repeats_median = float(group["repeats"].median())
+        function = str(group["call_function"].iloc[0])
+        evidence = {
+            "endpoint": endpoint,
+            "fingerprint": str(group["fingerprint"].iloc[0]),
+            "fingerprint_id": fp_id,
+            "call_site": site,
+            "call_function": function,
+            "requests_affected": len(group),
+            "requests_of_endpoint": int(_stat(stats, endpoint, "requests")),
+            "repeats_per_request_median": repeats_median,
+            "repeats_per_request_max": int(group["repeats"].max()),
+            "db_ms_per_request": round(float(group["total_ns"].mean()) / NS_PER_MS, 3),
+            "mean_query_ms": round(
+                float(group["total_ns"].sum() / group["repeats"].sum()) / NS_PER_MS, 3
+            ),
+            "endpoint_median_ms": round(median_ms, 3),
+        }
+        findings.append(
+            Finding(
+                kind="n_plus_one",
+                severity=severity_for(saving, median_ms, t),
+                endpoint=endpoint,
+                title=(
+                    f"N+1: the same query runs {repeats_median:.0f}x per request from "
+                    f"{short_site(site)} ({function})"
+                ),
+                evidence=[evidence],
+                estimated_saving_ms=saving,
+                fix=(
+                    f"Load these rows in one query: eager-load what {function} touches at "
+                    f"{short_site(site)} (SQLAlchemy selectinload()/joinedload()), or fetch "
+                    "them with one IN (...) query before the loop."
+                ),
+                affected_requests=len(group),
+            )
+        )
+    return findings
+
+
+# --- slow query ----------------------------------------------------------------------
+
+
+def detect_slow_queries(
+    queries: pd.DataFrame, requests: pd.DataFrame, *, thresholds: Thresholds | None = None
+) -> list[Finding]:
+    """Fingerprints whose p95 duration is at least ``slow_query_p95_ms`` over at least
+    ``slow_query_min_calls`` calls. Saving is an upper bound: all of its time per request
+    (what making it negligible would give), labelled as such."""
+    t = thresholds or Thresholds()
+    ok = queries["error"].fillna("") == "" if "error" in queries else True
+    queries = queries[ok]
+    if queries.empty:
+        return []
+    grouped = queries.groupby("fingerprint_id")["duration_ns"]
+    p95 = grouped.quantile(0.95) / NS_PER_MS
+    calls = grouped.size()
+    slow = p95[(p95 >= t.slow_query_p95_ms) & (calls >= t.slow_query_min_calls)]
+    stats = endpoint_stats(requests)
+    findings = []
+    for fp_id, p95_ms in slow.items():
+        rows = queries[queries["fingerprint_id"] == fp_id]
+        endpoint = top_endpoint(rows)
+        at_endpoint = rows[rows["endpoint"] == endpoint] if endpoint else rows
+        affected = int(at_endpoint["request_id"].nunique()) if endpoint else len(rows)
+        per_request_ms = float(at_endpoint["duration_ns"].sum()) / max(affected, 1) / NS_PER_MS
+        median_ms = _stat(stats, endpoint, "median_ms")
+        endpoints = (
+            rows[rows["endpoint"] != ""].groupby("endpoint")["duration_ns"].sum() / NS_PER_MS
+        ).sort_values(ascending=False)
+        evidence = {
+            "fingerprint": str(rows["fingerprint"].iloc[0]),
+            "fingerprint_id": fp_id,
+            "calls": len(rows),
+            "p50_ms": round(float(rows["duration_ns"].median()) / NS_PER_MS, 3),
+            "p95_ms": round(float(p95_ms), 3),
+            "max_ms": round(float(rows["duration_ns"].max()) / NS_PER_MS, 3),
+            "threshold_ms": t.slow_query_p95_ms,
+            "db_ms_per_request": round(per_request_ms, 3),
+            "endpoints_ms": {k: round(float(v), 3) for k, v in endpoints.head(5).items()},
+            "call_sites": sorted(set(rows["call_site"].astype(str)))[:5],
+            "saving_basis": "upper bound: all of this query's time per request",
+        }
+        findings.append(
+            Finding(
+                kind="slow_query",
+                severity=severity_for(per_request_ms, median_ms, t),
+                endpoint=endpoint,
+                title=f"Slow query: p95 {p95_ms:.0f} ms over {len(rows)} calls",
+                evidence=[evidence],
+                estimated_saving_ms=per_request_ms,
+                fix=(
+                    "EXPLAIN it (deskprof findings --explain-database URL does): add the index "
+                    "its filter or sort needs, select fewer columns or rows, or cache it."
+                ),
+                affected_requests=affected,
+            )
+        )
+    return findings
+
+
+# --- uncached hot read ---------------------------------------------------------------
+
+_AGGREGATE = re.compile(r"\b(?:count|sum|avg|min|max)\(|\bgroup by\b")
+_EQ_PARAM = re.compile(r"(?<![<>!=])=\s*\?|\?(?:::[a-z_]+(?: [a-z_]+)*)?\s*=(?!=)")
+_IN_PARAMS = re.compile(r"\bin \(\?")
+
+
+def report_like(fp: str) -> bool:
+    """With parameter values redacted, "the same read" can only be judged by shape: an
+    aggregation or a scan of a range (a report), not a lookup by key (``col = ?``, an
+    ``IN (?, ...)`` batch) and not a page (``LIMIT``), whose values differ per request."""
+    fp = fp.lower()
+    if " limit " in f" {fp} " or _IN_PARAMS.search(fp):
+        return False
+    return bool(_AGGREGATE.search(fp)) or not _EQ_PARAM.search(fp)
+
+
+def _write_times(queries: pd.DataFrame) -> dict[str, np.ndarray]:
+    writes = queries[queries["operation"].isin(WRITES)]
+    times: dict[str, list[int]] = {}
+    for fp, starts in writes.groupby("fingerprint")["start_ns"]:
+        for table in tables_in(fp):
+            times.setdefault(table, []).extend(starts.tolist())
+    return {table: np.sort(np.asarray(v, dtype=np.int64)) for table, v in times.items()}
+
+
+def _writes_between(times: dict[str, np.ndarray], tables: list[str], lo: int, hi: int) -> int:
+    count = 0
+    for table in tables:
+        arr = times.get(table)
+        if arr is not None and len(arr):
+            count += int(np.searchsorted(arr, hi) - np.searchsorted(arr, lo, side="right"))
+    return count
+
+
+def detect_uncached_reads(
+    queries: pd.DataFrame,
+    requests: pd.DataFrame,
+    *,
+    thresholds: Thresholds | None = None,
+    parameters_kept: bool | None = None,
+) -> list[Finding]:
+    """Reads an endpoint repeats across requests with no write to their tables in between.
+
+    A read is keyed by fingerprint and parameters: the values when the capture kept them,
+    else the parameter types plus :func:`report_like` shape (so lookups by key are not
+    mistaken for repeats). Per key, each request's run of executions is cacheable when an
+    earlier request ran the same key and no INSERT/UPDATE/DELETE touched its tables since.
+    One finding per endpoint whose cacheable DB time per affected request is at least
+    ``uncached_min_ms`` over ``uncached_min_requests`` requests; the saving is that DB
+    time (a lower bound: the Python work on the rows is saved too)."""
+    t = thresholds or Thresholds()
+    reads = _reads(queries)
+    reads = reads[reads["request_id"] != ""]
+    if reads.empty:
+        return []
+    kept = values_kept(reads["parameters"], parameters_kept)
+    if not kept:
+        shapes = {fp: report_like(fp) for fp in reads["fingerprint"].unique()}
+        reads = reads[reads["fingerprint"].map(shapes)]
+    tables = {fp: tables_in(fp) for fp in reads["fingerprint"].unique()}
+    reads = reads[reads["fingerprint"].map(lambda fp: bool(tables[fp]))]
+    if reads.empty:
+        return []
+    writes = _write_times(queries)
+    reads = reads.sort_values("start_ns", kind="stable")
+    cacheable_parts = []
+    for (_endpoint, _fp, _params), rows in reads.groupby(
+        ["endpoint", "fingerprint_id", "parameters"], sort=False
+    ):
+        if rows["request_id"].nunique() < 2:
+            continue
+        streak = (rows["request_id"] != rows["request_id"].shift()).cumsum()
+        runs = rows.groupby(streak, sort=True).agg(
+            first_ns=("start_ns", "first"), last_ns=("start_ns", "last")
+        )
+        previous_first = runs["first_ns"].shift()
+        fp_tables = tables[str(rows["fingerprint"].iloc[0])]
+        ok_runs = [
+            run
+            for run, prev, last in zip(runs.index, previous_first, runs["last_ns"], strict=True)
+            if not pd.isna(prev) and _writes_between(writes, fp_tables, int(prev), int(last)) == 0
+        ]
+        if ok_runs:
+            cacheable_parts.append(rows[streak.isin(ok_runs)])
+    if not cacheable_parts:
+        return []
+    cacheable = pd.concat(cacheable_parts)
+    stats = endpoint_stats(requests)
+    findings = []
+    for endpoint, rows in cacheable.groupby("endpoint", sort=False):
+        affected = int(rows["request_id"].nunique())
+        per_request_ms = float(rows["duration_ns"].sum()) / affected / NS_PER_MS
+        if affected < t.uncached_min_requests or per_request_ms < t.uncached_min_ms:
+            continue
+        by_fp = (
+            rows.groupby("fingerprint")
+            .agg(
+                executions=("duration_ns", "size"),
+                requests=("request_id", "nunique"),
+                total_ms=("duration_ns", "sum"),
+            )
+            .sort_values("total_ms", ascending=False)
+        )
+        by_fp["total_ms"] = by_fp["total_ms"] / NS_PER_MS
+        median_ms = _stat(stats, endpoint, "median_ms")
+        read_tables = sorted({tb for fp in by_fp.index for tb in tables[fp]})
+        evidence: list[dict[str, Any]] = [
+            {
+                "endpoint": endpoint,
+                "requests_affected": affected,
+                "requests_of_endpoint": int(_stat(stats, endpoint, "requests")),
+                "cacheable_db_ms_per_request": round(per_request_ms, 3),
+                "endpoint_median_ms": round(median_ms, 3),
+                "tables": read_tables,
+                "distinct_reads": len(by_fp),
+                "keyed_by": "parameter values" if kept else "parameter types and shape",
+                "saving_basis": "DB time of the repeated reads (lower bound)",
+            }
+        ]
+        evidence.extend(
+            {
+                "fingerprint": fp,
+                "executions": int(row["executions"]),
+                "requests": int(row["requests"]),
+                "db_ms_total": round(float(row["total_ms"]), 3),
+            }
+            for fp, row in by_fp.head(5).iterrows()
+        )
+        findings.append(
+            Finding(
+                kind="uncached_read",
+                severity=severity_for(per_request_ms, median_ms, t),
+                endpoint=endpoint,
+                title=(
+                    f"Uncached hot read: {len(by_fp)} read(s) of {', '.join(read_tables)} "
+                    f"repeated across {affected} requests with no write in between"
+                ),
+                evidence=evidence,
+                estimated_saving_ms=per_request_ms,
+                fix=(
+                    "Cache the result (e.g. Redis with a TTL, invalidated on writes to "
+                    f"{', '.join(read_tables)}), and compute it with SQL aggregation rather "
+                    "than loading rows into Python."
+                ),
+                affected_requests=affected,
+            )
+        )
+    return findings
+
+
+# --- connection churn ----------------------------------------------------------------
+
+
+def detect_connection_churn(
+    connections: pd.DataFrame, requests: pd.DataFrame, *, thresholds: Thresholds | None = None
+) -> list[Finding]:
+    """New DBAPI connections (``connect`` events) per request at least ``churn_min_ratio``.
+
+    One finding for the whole service (endpoint ``""``: the fix is the engine's pool), with
+    the per-endpoint ratios as evidence. The probe does not time a connect, so the saving
+    is measured only when an endpoint has requests with and without a new connection (the
+    difference of their medians); otherwise it is 0 and the evidence says so."""
+    t = thresholds or Thresholds()
+    if requests.empty or len(requests) < t.churn_min_requests:
+        return []
+    connects = connections[connections["event"] == "connect"]
+    inside = connects[connects["request_id"] != ""]
+    ratio = len(inside) / len(requests)
+    if ratio < t.churn_min_ratio:
+        return []
+    per_request = inside.groupby("request_id").size()
+    reqs = requests.assign(connects=requests["request_id"].map(per_request).fillna(0))
+    by_endpoint = reqs.groupby("endpoint").agg(
+        requests=("request_id", "size"), connects=("connects", "sum")
+    )
+    by_endpoint["per_request"] = by_endpoint["connects"] / by_endpoint["requests"]
+    savings, weights = [], []
+    for _endpoint, rows in reqs.groupby("endpoint"):
+        with_new = rows[rows["connects"] > 0]["duration_ns"]
+        without = rows[rows["connects"] == 0]["duration_ns"]
+        if len(with_new) >= 3 and len(without) >= 3:
+            savings.append(max(0.0, float(with_new.median() - without.median()) / NS_PER_MS))
+            weights.append(len(with_new))
+    saving = float(np.average(savings, weights=weights)) if savings else 0.0
+    evidence: list[dict[str, Any]] = [
+        {
+            "connects_per_request": round(ratio, 3),
+            "connects_in_requests": len(inside),
+            "connects_outside_requests": int(len(connects) - len(inside)),
+            "requests": len(requests),
+            "checkouts": int((connections["event"] == "checkout").sum()),
+            "saving_basis": (
+                "median latency with a new connection minus without, same endpoint"
+                if savings
+                else "not measured: every request opened a connection and the probe does "
+                "not time connects"
+            ),
+        }
+    ]
+    evidence.extend(
+        {
+            "endpoint": ep,
+            "requests": int(r["requests"]),
+            "connects_per_request": round(float(r["per_request"]), 3),
+        }
+        for ep, r in by_endpoint.sort_values("requests", ascending=False).head(8).iterrows()
+    )
+    return [
+        Finding(
+            kind="connection_churn",
+            severity="high" if ratio >= 0.9 else "medium",
+            endpoint="",
+            title=f"Connection churn: {ratio:.2f} new database connections per request",
+            evidence=evidence,
+            estimated_saving_ms=saving,
+            fix=(
+                "Keep connections: a sized pool (SQLAlchemy QueuePool with pool_size and "
+                "pool_pre_ping=True) instead of NullPool or a connection per request; with "
+                "many worker processes, PgBouncer in front of PostgreSQL."
+            ),
+            affected_requests=len(inside),
+        )
+    ]
