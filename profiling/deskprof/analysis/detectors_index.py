@@ -183,7 +183,12 @@ def _finding(
     t: Thresholds,
     notes: list[dict[str, str]],
 ) -> Finding | None:
-    candidates = _candidates(problem["equality"], problem["other"], problem["sort"])
+    existing = [[c.lower() for c in ix] for ix in plan.table_indexes.get(scan.table, [])]
+    candidates = [
+        cols
+        for cols in _candidates(problem["equality"], problem["other"], problem["sort"])
+        if not any(ix[: len(cols)] == cols for ix in existing)  # the planner chose the scan
+    ]
     if not candidates:
         return None
     verified, cost_before, cost_after, tried = "", None, None, {}

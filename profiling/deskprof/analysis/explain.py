@@ -75,6 +75,7 @@ class Plan:
     seq_scans: list[SeqScan] = field(default_factory=list)
     table_rows: dict[str, float] = field(default_factory=dict)
     table_columns: dict[str, list[str]] = field(default_factory=dict)
+    table_indexes: dict[str, list[list[str]]] = field(default_factory=dict)  # their columns
 
     def text(self) -> str:
         """The plan as indented lines, the way ``EXPLAIN`` prints it."""
@@ -348,6 +349,13 @@ def _explain_pg(url: URL, statement: str, values: Any, *, analyze: bool, timeout
                 rows = float(cur.fetchone()[0])
             plan.table_rows[table] = rows
             plan.table_columns[table] = list(row[1])
+            cur.execute(
+                "SELECT array(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) "
+                "FROM pg_index i WHERE i.indrelid = to_regclass(%s)",
+                (table,),
+            )
+            plan.table_indexes[table] = [list(r[0]) for r in cur.fetchall()]
     return plan
 
 
@@ -435,6 +443,10 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
                 )
                 plan.table_columns[table] = [
                     str(r[1]) for r in conn.execute(f'PRAGMA table_info("{table}")')
+                ]
+                plan.table_indexes[table] = [
+                    [str(c[2]) for c in conn.execute(f'PRAGMA index_info("{ix[1]}")')]
+                    for ix in conn.execute(f'PRAGMA index_list("{table}")').fetchall()
                 ]
         return plan
     except sqlite3.OperationalError as exc:

@@ -1,0 +1,102 @@
+"""``deskprof findings DIR``: the ranked problems a capture shows, as text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from deskprof.errors import DeskprofError
+
+NAME = "findings"
+HELP = "list the problems a capture shows (N+1, missing index, hot spots...), ranked"
+
+
+def prepare_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", metavar="DIR", help="capture bundle directory")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    parser.add_argument(
+        "--explain-database",
+        metavar="URL",
+        help="database to EXPLAIN the slowest SELECTs on (enables the missing-index detector); "
+        "postgresql://... or sqlite:///path",
+    )
+    parser.add_argument(
+        "--explain-timeout", type=float, default=5.0, metavar="S", help="statement_timeout"
+    )
+    parser.add_argument(
+        "--min-severity", choices=("low", "medium", "high"), default="low", help="hide milder"
+    )
+
+
+def _summary(evidence: list[dict[str, Any]]) -> str:
+    first = evidence[0] if evidence else {}
+    keep = []
+    for key, value in first.items():
+        if key in ("endpoint", "plan", "candidates_tried", "fingerprint_id") or value in (
+            None,
+            "",
+            [],
+            {},
+        ):
+            continue
+        text = value if isinstance(value, str) else str(value)
+        keep.append(f"{key}={text if len(text) <= 90 else text[:87] + '...'}")
+    return "; ".join(keep)
+
+
+def render_text(findings: list[Any], skipped: list[dict[str, str]]) -> str:
+    """The findings as a readable ranked list."""
+    if not findings:
+        lines = ["No findings: none of the detectors that ran fired on this capture."]
+    else:
+        lines = [f"{len(findings)} finding(s), most total time saved first:", ""]
+    for rank, f in enumerate(findings, start=1):
+        lines += [
+            f"{rank}. [{f.severity.upper()}] {f.kind} · {f.endpoint or '(all endpoints)'} · "
+            f"~{f.estimated_saving_ms:.1f} ms/request x {f.affected_requests} requests",
+            f"   {f.title}",
+            f"   evidence: {_summary(f.evidence)}",
+            f"   fix: {f.fix}",
+            "",
+        ]
+    for skip in skipped:
+        lines.append(f"not run: {skip['detector']}: {skip['reason']}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from deskprof.analysis import open_capture
+    from deskprof.analysis.findings import (
+        Thresholds,
+        at_least,
+        detect_all,
+        findings_to_json,
+    )
+
+    if args.explain_timeout <= 0:
+        raise DeskprofError("--explain-timeout must be a positive number of seconds")
+    capture = open_capture(args.bundle)
+    found = detect_all(
+        capture,
+        explain_url=args.explain_database,
+        thresholds=Thresholds(explain_timeout_s=args.explain_timeout),
+    )
+    shown = at_least(found, args.min_severity)
+    if args.format == "json":
+        text = findings_to_json(shown, skipped=found.skipped) + "\n"
+    else:
+        text = render_text(shown, found.skipped)
+        if not capture.complete:
+            text += f"note: partial capture ({'; '.join(capture.partial_reasons)})\n"
+    if args.out:
+        try:
+            with open(args.out, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            raise DeskprofError(f"cannot write {args.out}: {exc.strerror}") from None
+        print(f"{len(shown)} finding(s) written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
