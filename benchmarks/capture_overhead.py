@@ -182,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"# {args.rounds} rounds, {source.database_url.split(':')[0]} {args.size} data, "
             f"GET {PATH}: {args.requests} sequential + {args.requests} at concurrency "
-            f"{args.concurrency} per arm per round, arms in random order each round",
+            f"{args.concurrency} per arm per round, arms in random order each round; "
+            f"{len(arms)} servers share {os.cpu_count()} CPUs (load average "
+            f"{os.getloadavg()[0]:.1f} at start)",
             file=sys.stderr,
         )
         for arm in arms:  # warm-up round, discarded (caches, pools, first lazy imports)
