@@ -42,7 +42,9 @@ detach, so a worker that dies mid-capture leaves nothing to read.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import marshal
 import math
 import os
 import signal
@@ -52,6 +54,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import pandas as pd
@@ -65,6 +68,7 @@ from deskprof.tools import INSTALL_HINT, find_tool, require_tool
 SNAPSHOT_INTERVAL_MS = 10  # memray.Tracker's default memory_interval_ms (what attach uses)
 SAFETY_MARGIN_S = 30  # the in-target timer fires this long after the window if we never detach
 COMMAND_TIMEOUT_S = 60.0
+CUT_GAP_MS = 500  # 50 missed snapshots before the header's end time: the file's tail is gone
 MAX_TEMPORAL_ROWS = 500_000  # per process; the largest intervals are kept past this
 MODES = ("full", "aggregate")
 
@@ -120,10 +124,14 @@ def _run_memray(args: list[str], pid: int) -> tuple[int | None, str]:
     gdb = find_tool("gdb")
     if gdb:  # memray runs "gdb" from PATH: make it the one deskprof found
         env["PATH"] = f"{Path(gdb).parent}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=env, start_new_session=True,
-    )  # fmt: skip
+    try:
+        proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env, start_new_session=True,
+        )  # fmt: skip
+    except OSError as exc:
+        hint = INSTALL_HINT["memray"]
+        raise ToolMissing(f"cannot run {args[0]} ({exc.strerror}): {hint}") from exc
     try:
         output, _ = proc.communicate(timeout=COMMAND_TIMEOUT_S)
         return proc.returncode, output
@@ -242,11 +250,28 @@ class QualnameIndex:
         return candidates[0][1] if len(candidates) == 1 else function
 
 
-def _code_table(filename: str) -> dict[str, list[tuple[frozenset[int], str]]]:
+def _module_code(filename: str) -> CodeType | None:
+    """The module's code object: from its ``.pyc`` when that is current (as the import
+    system checks it: source mtime and size), else compiled from the source."""
+    with suppress(OSError, ValueError, EOFError, NotImplementedError):
+        cached = Path(importlib.util.cache_from_source(filename)).read_bytes()
+        source = Path(filename).stat()
+        header = [int.from_bytes(cached[i : i + 4], "little") for i in (4, 8, 12)]
+        if cached[:4] == importlib.util.MAGIC_NUMBER and header == [
+            0, int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF,
+        ]:  # fmt: skip
+            code = marshal.loads(cached[16:])
+            if isinstance(code, CodeType):
+                return code
     try:
-        source = Path(filename).read_bytes()
-        code = compile(source, filename, "exec", dont_inherit=True)
+        return compile(Path(filename).read_bytes(), filename, "exec", dont_inherit=True)
     except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _code_table(filename: str) -> dict[str, list[tuple[frozenset[int], str]]]:
+    code = _module_code(filename)
+    if code is None:
         return {}
     table: dict[str, list[tuple[frozenset[int], str]]] = {}
     pending = [code]
@@ -254,7 +279,7 @@ def _code_table(filename: str) -> dict[str, list[tuple[frozenset[int], str]]]:
         code = pending.pop()
         lines = frozenset(line for _, _, line in code.co_lines() if line is not None)
         table.setdefault(code.co_name, []).append((lines, code.co_qualname))
-        pending.extend(c for c in code.co_consts if hasattr(c, "co_lines"))
+        pending.extend(c for c in code.co_consts if isinstance(c, CodeType))
     return table
 
 
@@ -339,7 +364,7 @@ def completeness(start_ms: int, end_ms: int, snapshot_ms: list[int]) -> str | No
     last = snapshot_ms[-1]
     if end_ms < last:
         return "memray did not finish its file (tracking never stopped cleanly)"
-    if end_ms - last > 1000:
+    if end_ms - last > CUT_GAP_MS:
         return f"the file is cut short {(end_ms - last) / 1000:.1f}s before tracking ended"
     return None
 
