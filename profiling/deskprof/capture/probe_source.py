@@ -117,6 +117,11 @@ class ProbeSource(Source):
                 f"the target's probe directory {directory} does not exist (or is not "
                 "visible from here): run the capture on the target's host, as its user"
             )
+        if self.options.keep_parameters:
+            writer.warn(
+                "sql: --keep-parameters cannot change a running probe: parameter values are "
+                "kept only if the target was started with `deskprof run --keep-parameters`"
+            )
         self.offsets = file_offsets(self.directory)
         for file in probe_files(self.directory):
             pid = file_pid(file)
@@ -183,7 +188,9 @@ class ProbeSource(Source):
         summary = {
             "mode": self.mode,
             "directory": str(self.directory),
-            "keep_parameters": bool(self.options.keep_parameters),
+            "keep_parameters": bool(self.options.keep_parameters)
+            if self.mode == "launch"
+            else "as the target was started",
             "window": "records whose start (requests, queries) or time (connections) "
             "falls between start_ns and end_ns",
             "processes": processes,
