@@ -62,10 +62,20 @@ def test_qualified_names_come_from_the_source_by_line(module):
 
 def test_unreadable_sources_keep_memrays_name(module):
     names = QualnameIndex()
-    assert names.qualname("<frozen importlib._bootstrap>", "_load", 5) == "_load"
+    assert names.qualname("<string>", "<module>", 1) == "<module>"
     assert names.qualname("/no/such/file.py", "handler", 3) == "handler"
     # a line no code object of that name covers, with two candidates: ambiguous
     assert names.qualname(module, "list", 99) == "list"
+
+
+def test_frozen_modules_are_named_from_this_interpreter():
+    import importlib._bootstrap_external as external
+
+    line = external._LoaderBasics.exec_module.__code__.co_firstlineno + 2
+    names = QualnameIndex()
+    frozen = "<frozen importlib._bootstrap_external>"
+    assert names.qualname(frozen, "exec_module", line) == "_LoaderBasics.exec_module"
+    assert names.qualname("<frozen no_such_module>", "f", 1) == "f"
 
 
 def test_frames_are_reversed_to_root_first_in_the_cpu_format(module):

@@ -42,6 +42,7 @@ detach, so a worker that dies mid-capture leaves nothing to read.
 
 from __future__ import annotations
 
+import _imp
 import importlib.util
 import logging
 import marshal
@@ -250,9 +251,21 @@ class QualnameIndex:
         return candidates[0][1] if len(candidates) == 1 else function
 
 
+_FROZEN_ALIASES = {
+    "importlib._bootstrap": "_frozen_importlib",
+    "importlib._bootstrap_external": "_frozen_importlib_external",
+}
+
+
 def _module_code(filename: str) -> CodeType | None:
-    """The module's code object: from its ``.pyc`` when that is current (as the import
-    system checks it: source mtime and size), else compiled from the source."""
+    """The module's code object: frozen in this interpreter (``<frozen runpy>``), from its
+    ``.pyc`` when that is current (as the import system checks it: source mtime and
+    size), else compiled from the source."""
+    if filename.startswith("<frozen ") and filename.endswith(">"):
+        name = filename[len("<frozen ") : -1]
+        with suppress(ImportError):
+            return _imp.get_frozen_object(_FROZEN_ALIASES.get(name, name))
+        return None
     with suppress(OSError, ValueError, EOFError, NotImplementedError):
         cached = Path(importlib.util.cache_from_source(filename)).read_bytes()
         source = Path(filename).stat()
