@@ -42,7 +42,7 @@ REDACTED_NOTE = (
 )
 _PLACEHOLDER = re.compile(
     r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(?P<pct>%%)|%\((?P<name>[^)]+)\)s|(?P<fmt>%s)"
-    r"|(?P<qmark>\?)|\$(?P<num>\d+)|(?<![:\w]):(?P<colon>[A-Za-z_]\w*)"
+    r"|(?P<qmark>\?)|\$(?P<num>\d+)|(?<![:\w]):(?P<colon>[A-Za-z_]\w*)|%"
 )
 
 
@@ -114,14 +114,18 @@ def rewrite_placeholders(statement: str, style: str) -> tuple[str, list[int | st
     keys: list[int | str] = []
     slots: dict[int | str, int] = {}
     position = 0
+    # a psycopg statement (%s, %(name)s) has every literal % doubled, strings included
+    percent_source = bool(re.search(r"%\(|%s", statement))
+
+    def percents(text: str) -> str:
+        if style == "format":
+            return text if percent_source else text.replace("%", "%%")
+        return text.replace("%%", "%") if percent_source else text
 
     def replace(match: re.Match[str]) -> str:
         nonlocal position
-        if match.group("pct"):
-            return "%%" if style == "format" else "%"
         if not any(match.group(g) for g in ("name", "fmt", "qmark", "num", "colon")):
-            text = match.group()  # a quoted string or identifier
-            return text.replace("%", "%%") if style == "format" else text
+            return percents(match.group())  # %%, a quoted string or identifier
         key: int | str
         if match.group("num"):
             key = int(match.group("num")) - 1

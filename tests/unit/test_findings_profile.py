@@ -1,0 +1,177 @@
+"""CPU and memory detectors on hand-built samples, stacks, allocations and snapshots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from deskprof.analysis.detectors_profile import (
+    detect_cpu_hotspots,
+    detect_memory_growth,
+    detect_memory_peaks,
+    owner_frame,
+)
+
+LIST = "GET /tickets"
+ROOT = [
+    "_run_once (/usr/lib/python3.11/asyncio/base_events.py:1900)",
+    "list_tickets (/srv/opendesk/api/tickets.py:70)",
+    "ticket_summary (/srv/opendesk/tickets.py:120)",
+]
+SLA = [
+    *ROOT,
+    "due_time_loop (/srv/opendesk/sla.py:40)",
+    "__add__ (/usr/lib/python3.11/datetime.py:1)",
+]
+IDLE = [
+    "run_forever (/usr/lib/python3.11/asyncio/base_events.py:600)",
+    "select (/usr/lib/python3.11/selectors.py:468)",
+]
+
+
+def stacks(frames: dict[int, list[str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "stack_id": list(frames),
+            "frames": list(frames.values()),
+            "leaf": [f[-1] for f in frames.values()],
+            "handler": "",
+        }
+    )
+
+
+def samples(weights: dict[int, int], state: str = "cpu", endpoint: str = LIST) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ts_ns": 0,
+            "end_ns": 0,
+            "n_samples": list(weights.values()),
+            "pid": 1,
+            "thread_id": 1,
+            "thread_name": "w",
+            "stack_id": list(weights),
+            "state": state,
+            "endpoint": endpoint,
+            "request_id": "",
+            "attributed_by": "stack",
+        }
+    )
+
+
+def requests(n: int, endpoint: str = LIST) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "request_id": [f"r{i}" for i in range(n)],
+            "endpoint": endpoint,
+            "duration_ns": 100_000_000,
+        }
+    )
+
+
+def test_owner_frame_charges_library_time_to_the_application_caller():
+    assert owner_frame(SLA) == "due_time_loop (/srv/opendesk/sla.py)"
+    assert owner_frame(["f (/x/site-packages/lib.py:1)"]) == "f (/x/site-packages/lib.py)"
+
+
+def test_cpu_hotspot_names_the_sla_loop_and_ignores_idle():
+    frames = {1: SLA, 2: [*ROOT, "other (/srv/opendesk/tickets.py:130)"], 3: IDLE}
+    sampled = samples({1: 800, 2: 100, 3: 5000})
+    found = detect_cpu_hotspots(sampled, stacks(frames), requests(10), rate_hz=100.0)
+    assert [(f.kind, f.endpoint) for f in found] == [("cpu_hotspot", LIST)]
+    evidence = found[0].evidence[0]
+    assert evidence["function"] == "due_time_loop (/srv/opendesk/sla.py)"
+    assert evidence["share_of_endpoint_cpu"] == 0.889  # idle samples are not CPU work
+    assert found[0].estimated_saving_ms == 800 / 100 * 1000 / 10
+    assert "sla.py" in found[0].title
+
+
+def test_cpu_hotspot_quiet_when_time_is_spread_or_waiting():
+    frames = {i: [*ROOT, f"f{i} (/srv/opendesk/mod{i}.py:1)"] for i in range(10)}
+    spread = samples(dict.fromkeys(range(10), 50))
+    assert detect_cpu_hotspots(spread, stacks(frames), requests(10)) == []
+    waiting = samples({1: 800}, state="wait")
+    assert detect_cpu_hotspots(waiting, stacks({1: SLA}), requests(10)) == []
+
+
+EXPORT = [
+    *ROOT[:1],
+    "export_csv (/srv/opendesk/api/tickets.py:100)",
+    "export_in_memory (/srv/opendesk/export.py:60)",
+]
+
+
+def allocations(rows: list[tuple[str, int, int, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "pid": 1,
+                "kind": kind,
+                "ts_ns": 0,
+                "end_ns": 0,
+                "stack_id": stack_id,
+                "allocator": "malloc",
+                "size_bytes": size,
+                "n_allocations": 1,
+                "endpoint": endpoint,
+            }
+            for kind, stack_id, size, endpoint in rows
+        ]
+    )
+
+
+def test_memory_peak_names_the_export_built_in_memory():
+    mb = 1 << 20
+    allocs = allocations(
+        [
+            ("high_water_mark", 1, 60 * mb, "GET /tickets/export.csv"),
+            ("high_water_mark", 2, 15 * mb, LIST),
+            ("temporal", 1, 90 * mb, "GET /tickets/export.csv"),
+        ]
+    )
+    found = detect_memory_peaks(
+        allocs, stacks({1: EXPORT, 2: SLA}), requests(3, "GET /tickets/export.csv")
+    )
+    assert [(f.kind, f.endpoint) for f in found] == [("memory_peak", "GET /tickets/export.csv")]
+    evidence = found[0].evidence[0]
+    assert evidence["share_of_peak"] == 0.8
+    assert "export_in_memory (/srv/opendesk/export.py)" in evidence["top_functions_bytes"]
+    assert evidence["allocated_bytes_per_request"] == 30 * mb
+
+
+def test_memory_peak_quiet_when_streaming_keeps_it_small():
+    kb = 1 << 10
+    allocs = allocations(
+        [
+            ("high_water_mark", 1, 512 * kb, "GET /tickets/export.csv"),
+            ("high_water_mark", 2, 40 << 20, ""),
+        ]
+    )
+    assert detect_memory_peaks(allocs, stacks({1: EXPORT, 2: SLA}), requests(3)) == []
+
+
+def snapshots(heap: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ts_ns": np.arange(len(heap)) * 1_000_000_000,
+            "pid": 1,
+            "rss_bytes": heap + (50 << 20),
+            "heap_bytes": heap,
+        }
+    )
+
+
+def test_memory_growth_on_a_steady_slope_and_not_on_a_sawtooth():
+    growing = snapshots(np.linspace(10 << 20, 60 << 20, 60).astype(np.int64))
+    empty = allocations([]).reindex(columns=["pid", "kind", "stack_id", "size_bytes", "endpoint"])
+    found = detect_memory_growth(growing, empty, stacks({1: SLA}))
+    assert [f.kind for f in found] == ["memory_growth"]
+    assert found[0].evidence[1]["growth_bytes"] > 40 << 20
+    sawtooth = snapshots(np.array([(10 + (i % 10) * 5) << 20 for i in range(60)], dtype=np.int64))
+    assert detect_memory_growth(sawtooth, empty, stacks({1: SLA})) == []
+
+
+def test_memory_growth_from_leaked_records_names_the_endpoint():
+    flat = snapshots(np.full(30, 10 << 20, dtype=np.int64))
+    leaked = allocations([("leaked", 1, 30 << 20, "POST /tickets")])
+    found = detect_memory_growth(flat, leaked, stacks({1: EXPORT}))
+    assert [(f.kind, f.endpoint) for f in found] == [("memory_growth", "POST /tickets")]
