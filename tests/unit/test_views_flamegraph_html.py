@@ -67,7 +67,8 @@ def test_filters_narrow_the_embedded_data_and_the_subtitle_says_so():
     )
     data = embedded(page)
     assert sum(data["rows"]["weight"]) == 6 and data["endpoints"] == ["GET /list"]
-    assert "endpoint GET /list" in page and "window" in page and "6 samples" in page
+    assert "endpoint GET /list" in page and "window" in page
+    assert "6 samples (on CPU and waiting)" in page
     with pytest.raises(DeskprofError, match="state must be one of"):
         flamegraph_html(samples, stacks, state="idle")
 

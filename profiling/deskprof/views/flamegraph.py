@@ -105,7 +105,7 @@ def flamegraph_html(
     total = int(kept["n_samples"].sum()) if len(kept) else 0
     threads = kept[["pid", "thread_id"]].drop_duplicates().shape[0] if len(kept) else 0
     parts = [
-        f"{total:,} samples",
+        f"{total:,} samples (on CPU and waiting)",
         f"{1000 / period_ms:.0f} Hz" + ("" if rate_hz else " (measured)"),
         f"{kept['pid'].nunique() if len(kept) else 0} processes, {threads} threads",
     ]
