@@ -63,6 +63,9 @@ WAIT_LEAVES: frozenset[tuple[str, str]] = frozenset(
         ("read", "ssl.py"),
         ("_communicate", "subprocess.py"),
         ("_try_wait", "subprocess.py"),
+        ("_recv", "connection.py"),  # multiprocessing pipe: uvicorn's supervisor waiting
+        ("_recv_bytes", "connection.py"),
+        ("main", "resource_tracker.py"),  # multiprocessing's resource tracker, idle
     }
 )
 _WAIT_NAMES_ANY_FILE = {name for name, suffix in WAIT_LEAVES if not suffix}
