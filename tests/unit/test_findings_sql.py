@@ -9,13 +9,12 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from deskprof.analysis.detectors_cache import detect_uncached_reads, report_like
 from deskprof.analysis.detectors_paging import detect_deep_pagination, offset_value
 from deskprof.analysis.detectors_sql import (
     detect_connection_churn,
     detect_n_plus_one,
     detect_slow_queries,
-    detect_uncached_reads,
-    report_like,
     tables_in,
     values_kept,
 )

@@ -226,7 +226,12 @@ class _Detector:
 
 
 def _detectors() -> list[_Detector]:
-    from deskprof.analysis import detectors_index, detectors_paging, detectors_profile
+    from deskprof.analysis import (
+        detectors_cache,
+        detectors_index,
+        detectors_paging,
+        detectors_profile,
+    )
     from deskprof.analysis import detectors_sql as sql
 
     return [
@@ -235,7 +240,10 @@ def _detectors() -> list[_Detector]:
             "slow_query", ("queries",), sql.detect_slow_queries, args=("queries", "requests")
         ),
         _Detector(
-            "uncached_read", ("queries",), sql.detect_uncached_reads, args=("queries", "requests")
+            "uncached_read",
+            ("queries",),
+            detectors_cache.detect_uncached_reads,
+            args=("queries", "requests"),
         ),
         _Detector(
             "deep_pagination",

@@ -1,0 +1,174 @@
+"""Uncached hot reads: the same read repeated across requests with no write in between.
+
+Reports recomputed on every request are the classic case: the rows did not change, so the
+answer did not either. Writes are found in the same capture (INSERT/UPDATE/DELETE on any
+of the read's tables, from any request or process), so "no write in between" is what the
+capture saw, not a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deskprof.analysis.detectors_sql import (
+    NS_PER_MS,
+    WRITES,
+    _reads,
+    _stat,
+    endpoint_stats,
+    tables_in,
+    values_kept,
+)
+from deskprof.analysis.findings import Finding, Thresholds, severity_for
+
+_AGGREGATE = re.compile(r"\b(?:count|sum|avg|min|max)\(|\bgroup by\b")
+_EQ_PARAM = re.compile(r"(?<![<>!=])=\s*\?|\?(?:::[a-z_]+(?: [a-z_]+)*)?\s*=(?!=)")
+_IN_PARAMS = re.compile(r"\bin \(\?")
+
+
+def report_like(fp: str) -> bool:
+    """With parameter values redacted, "the same read" can only be judged by shape: an
+    aggregation or a scan of a range (a report), not a lookup by key (``col = ?``, an
+    ``IN (?, ...)`` batch) and not a page (``LIMIT``), whose values differ per request."""
+    fp = fp.lower()
+    if " limit " in f" {fp} " or _IN_PARAMS.search(fp):
+        return False
+    return bool(_AGGREGATE.search(fp)) or not _EQ_PARAM.search(fp)
+
+
+def _write_times(queries: pd.DataFrame) -> dict[str, np.ndarray]:
+    writes = queries[queries["operation"].isin(WRITES)]
+    times: dict[str, list[int]] = {}
+    for fp, starts in writes.groupby("fingerprint")["start_ns"]:
+        for table in tables_in(fp):
+            times.setdefault(table, []).extend(starts.tolist())
+    return {table: np.sort(np.asarray(v, dtype=np.int64)) for table, v in times.items()}
+
+
+def _writes_between(times: dict[str, np.ndarray], tables: list[str], lo: int, hi: int) -> int:
+    count = 0
+    for table in tables:
+        arr = times.get(table)
+        if arr is not None and len(arr):
+            count += int(np.searchsorted(arr, hi) - np.searchsorted(arr, lo, side="right"))
+    return count
+
+
+def detect_uncached_reads(
+    queries: pd.DataFrame,
+    requests: pd.DataFrame,
+    *,
+    thresholds: Thresholds | None = None,
+    parameters_kept: bool | None = None,
+) -> list[Finding]:
+    """Reads an endpoint repeats across requests with no write to their tables in between.
+
+    A read is keyed by fingerprint and parameters: the values when the capture kept them,
+    else the parameter types plus :func:`report_like` shape (so lookups by key are not
+    mistaken for repeats). Per key, each request's run of executions is cacheable when an
+    earlier request ran the same key and no INSERT/UPDATE/DELETE touched its tables since.
+    One finding per endpoint whose cacheable DB time per affected request is at least
+    ``uncached_min_ms`` over ``uncached_min_requests`` requests; the saving is that DB
+    time (a lower bound: the Python work on the rows is saved too)."""
+    t = thresholds or Thresholds()
+    reads = _reads(queries)
+    reads = reads[reads["request_id"] != ""]
+    if reads.empty:
+        return []
+    kept = values_kept(reads["parameters"], parameters_kept)
+    if not kept:
+        shapes = {fp: report_like(fp) for fp in reads["fingerprint"].unique()}
+        reads = reads[reads["fingerprint"].map(shapes)]
+    tables = {fp: tables_in(fp) for fp in reads["fingerprint"].unique()}
+    reads = reads[reads["fingerprint"].map(lambda fp: bool(tables[fp]))]
+    if reads.empty:
+        return []
+    writes = _write_times(queries)
+    reads = reads.sort_values("start_ns", kind="stable")
+    cacheable_parts = []
+    for (_endpoint, _fp, _params), rows in reads.groupby(
+        ["endpoint", "fingerprint_id", "parameters"], sort=False
+    ):
+        if rows["request_id"].nunique() < 2:
+            continue
+        streak = (rows["request_id"] != rows["request_id"].shift()).cumsum()
+        runs = rows.groupby(streak, sort=True).agg(
+            first_ns=("start_ns", "first"), last_ns=("start_ns", "last")
+        )
+        previous_first = runs["first_ns"].shift()
+        fp_tables = tables[str(rows["fingerprint"].iloc[0])]
+        ok_runs = [
+            run
+            for run, prev, last in zip(runs.index, previous_first, runs["last_ns"], strict=True)
+            if not pd.isna(prev) and _writes_between(writes, fp_tables, int(prev), int(last)) == 0
+        ]
+        if ok_runs:
+            cacheable_parts.append(rows[streak.isin(ok_runs)])
+    if not cacheable_parts:
+        return []
+    cacheable = pd.concat(cacheable_parts)
+    stats = endpoint_stats(requests)
+    findings = []
+    for endpoint, rows in cacheable.groupby("endpoint", sort=False):
+        affected = int(rows["request_id"].nunique())
+        per_request_ms = float(rows["duration_ns"].sum()) / affected / NS_PER_MS
+        if affected < t.uncached_min_requests or per_request_ms < t.uncached_min_ms:
+            continue
+        by_fp = (
+            rows.groupby("fingerprint")
+            .agg(
+                executions=("duration_ns", "size"),
+                requests=("request_id", "nunique"),
+                total_ms=("duration_ns", "sum"),
+            )
+            .sort_values("total_ms", ascending=False)
+        )
+        by_fp["total_ms"] = by_fp["total_ms"] / NS_PER_MS
+        median_ms = _stat(stats, endpoint, "median_ms")
+        read_tables = sorted({tb for fp in by_fp.index for tb in tables[fp]})
+        evidence: list[dict[str, Any]] = [
+            {
+                "endpoint": endpoint,
+                "requests_affected": affected,
+                "requests_of_endpoint": int(_stat(stats, endpoint, "requests")),
+                "cacheable_db_ms_per_request": round(per_request_ms, 3),
+                "endpoint_median_ms": round(median_ms, 3),
+                "tables": read_tables,
+                "distinct_reads": len(by_fp),
+                "keyed_by": "parameter values" if kept else "parameter types and shape",
+                "saving_basis": "DB time of the repeated reads (lower bound)",
+            }
+        ]
+        evidence.extend(
+            {
+                "fingerprint": fp,
+                "executions": int(row["executions"]),
+                "requests": int(row["requests"]),
+                "db_ms_total": round(float(row["total_ms"]), 3),
+            }
+            for fp, row in by_fp.head(5).iterrows()
+        )
+        findings.append(
+            Finding(
+                kind="uncached_read",
+                severity=severity_for(per_request_ms, median_ms, t),
+                endpoint=endpoint,
+                title=(
+                    f"Uncached hot read: {len(by_fp)} read(s) of {', '.join(read_tables)} "
+                    f"repeated across {affected} requests with no write in between"
+                ),
+                evidence=evidence,
+                estimated_saving_ms=per_request_ms,
+                fix=(
+                    "Cache the result (e.g. Redis with a TTL, invalidated on writes to "
+                    f"{', '.join(read_tables)}), and compute it with SQL aggregation rather "
+                    "than loading rows into Python."
+                ),
+                affected_requests=affected,
+            )
+        )
+    return findings
