@@ -8,6 +8,7 @@ what it is. Tables are written atomically (temporary file, then rename).
 from __future__ import annotations
 
 import json
+from importlib import metadata
 import os
 import platform
 import socket
@@ -49,13 +50,13 @@ def tool_versions() -> dict[str, str | None]:
             except (OSError, subprocess.TimeoutExpired, IndexError):
                 version = None
         versions[name] = version
-    import locust
-    import pandas
-    import pyarrow
-
-    versions.update(
-        locust=locust.__version__, pandas=pandas.__version__, pyarrow=pyarrow.__version__
-    )
+    # versions from package metadata, not imports: importing locust monkey-patches the
+    # capturing process with gevent, which must stay inside the load generator's process
+    for package in ("locust", "pandas", "pyarrow"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
     return versions
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from deskprof.capture.target import Target
 
 SOURCE_NAMES = ("cpu", "memory", "sql", "system")
-# the sources this version can run; memory (memray) and sql (the probe) are being built
+# the sources this version can run
 AVAILABLE_SOURCES = ("cpu", "memory", "sql", "system")
 
 
