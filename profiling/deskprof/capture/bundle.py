@@ -8,13 +8,13 @@ what it is. Tables are written atomically (temporary file, then rename).
 from __future__ import annotations
 
 import json
-from importlib import metadata
 import os
 import platform
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
