@@ -4,7 +4,8 @@ Two servers run at once on two copies of the same seeded database (the baseline 
 without the indexes migration, the fixed copy with it), each with its own Redis. One
 client sends each endpoint's request to both in random order, round after round, so
 machine noise lands on both arms alike. Printed: medians, the ratio fixed/baseline of the
-medians with a paired bootstrap 95% CI (scipy.stats.bootstrap), and the queries count.
+medians with a paired bootstrap 95% CI and the verdict (deskprof.experiment.stats, the
+same statistics as ``deskprof experiment``).
 
     python benchmarks/endpoint_latency.py [--database-url URL] [--size demo] [--rounds 15]
 """
@@ -23,11 +24,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
-import numpy as np
-from scipy import stats
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from deskprof.experiment.stats import compare
 from opendesk.config import DATA_DIR, Settings
 from opendesk.demo import ensure_seeded, start_server, stop_server
 from opendesk.redis_server import free_port
@@ -75,21 +75,6 @@ def deep_page_requests(baseline: httpx.Client) -> tuple[str, str]:
     previous = baseline.get(f"/tickets?page={DEEP_PAGE - 1}").json()["items"][-1]
     cursor = encode_cursor(previous["created_at"], previous["id"])
     return f"/tickets?page={DEEP_PAGE}", f"/tickets?cursor={cursor}"
-
-
-def paired_ratio_ci(base: list[float], fixed: list[float]) -> tuple[float, float, float]:
-    ratio = statistics.median(fixed) / statistics.median(base)
-    if len(base) < 3:
-        return ratio, float("nan"), float("nan")
-    result = stats.bootstrap(
-        (np.array(base), np.array(fixed)),
-        lambda b, f, axis=-1: np.median(f, axis=axis) / np.median(b, axis=axis),
-        paired=True,
-        n_resamples=2000,
-        method="percentile",
-        random_state=np.random.default_rng(1),
-    )
-    return ratio, result.confidence_interval.low, result.confidence_interval.high
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,12 +137,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  round {round_no}/{args.rounds}", end="\r", file=sys.stderr)
         print(file=sys.stderr)
 
-    print(f"{'endpoint':<28} {'baseline p50':>13} {'fixed p50':>11} {'ratio':>7}  95% CI")
+    print(
+        f"{'endpoint':<28} {'baseline p50':>13} {'fixed p50':>11} {'ratio':>7}  "
+        f"{'95% CI':<16}  verdict"
+    )
     for name, arms in samples.items():
-        ratio, low, high = paired_ratio_ci(arms["baseline"], arms["fixed"])
+        # rounds pair the arms: the same machine moment served both requests of a round
+        result = compare(arms["baseline"], arms["fixed"], paired=True)
+        ci = f"[{result.ci_low:.3f}, {result.ci_high:.3f}]"
         print(
             f"{name:<28} {statistics.median(arms['baseline']):>10.1f} ms "
-            f"{statistics.median(arms['fixed']):>8.1f} ms {ratio:>7.3f}  [{low:.3f}, {high:.3f}]"
+            f"{statistics.median(arms['fixed']):>8.1f} ms {result.ratio:>7.3f}  {ci:<16}  "
+            f"{result.verdict}"
         )
     return 0
 

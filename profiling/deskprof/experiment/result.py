@@ -48,6 +48,7 @@ VERDICT_COLUMNS = [
     "warnings",
 ]
 FEW_REQUESTS = 20
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 
 
 def _arm_values(rows: pd.DataFrame, metric: str, paired: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +102,7 @@ def verdict_table(
                 seed=seed,
             )
             notes = list(result.warnings)
-            if metric.name.startswith("p") and few < FEW_REQUESTS:
+            if metric.name in PERCENTILES and few < FEW_REQUESTS:
                 notes.append(f"few requests per trial ({few:g}): percentiles are rough")
             errors = group.groupby("arm")["errors"].sum()
             if errors.sum():

@@ -11,6 +11,7 @@ written. Ctrl-C or an arm that dies keeps the trials so far, marked partial.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,8 +138,13 @@ class Experiment:
         partial: list[str] = []
         active: Arm | None = None
         try:
-            for role, variant in ((BASELINE, self.baseline), (CANDIDATE, self.candidate)):
-                arms[role] = start_arm(role, variant, raw, self.say)
+            try:
+                for role, variant in ((BASELINE, self.baseline), (CANDIDATE, self.candidate)):
+                    arms[role] = start_arm(role, variant, raw, self.say)
+            except DeskprofError:
+                if not any(p.is_file() for p in out.rglob("*")):
+                    shutil.rmtree(out, ignore_errors=True)  # nothing worth keeping
+                raise
             for arm in arms.values():  # both arms start from the state without any change
                 arm.leave()
             config["urls"] = {role: arm.url for role, arm in arms.items()}

@@ -105,7 +105,8 @@ def ratio_ci(
     cand = np.asarray(candidate, dtype=float)
     if paired and base.shape != cand.shape:
         raise ValueError("paired samples need the same length")
-    ratio = float(np.median(cand) / np.median(base)) if len(base) and len(cand) else math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.median(cand) / np.median(base)) if len(base) and len(cand) else math.nan
     units = len(base) if paired else min(len(base), len(cand))
     if units < 2 or not math.isfinite(ratio):
         return RatioCI(ratio, math.nan, math.nan, confidence, units)
@@ -146,7 +147,11 @@ def rank_test(
                     diffs = cand - base  # zeros in the data: signed ranks of differences
                 if len(diffs) < 1 or not np.any(diffs):
                     return math.nan
-                return float(stats.wilcoxon(diffs).pvalue)
+                # exact when it can be; with ties or zeros scipy would fall back to a slow
+                # permutation test, where the normal approximation (tie-corrected) does
+                tied = len(np.unique(np.abs(diffs))) < len(diffs) or not np.all(diffs)
+                method = "asymptotic" if tied or len(diffs) > 50 else "exact"
+                return float(stats.wilcoxon(diffs, method=method).pvalue)
             if len(base) < 1 or len(cand) < 1:
                 return math.nan
             return float(stats.mannwhitneyu(base, cand, alternative="two-sided").pvalue)

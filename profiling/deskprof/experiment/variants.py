@@ -232,7 +232,11 @@ def start_arm(role: str, variant: Variant, workdir: Path, progress: Callable[[st
         try:
             wait_for_url(variant.url, 10.0)
         except TargetUnreachable as exc:
-            raise TargetUnreachable(f"{role} {variant.url} does not answer: {exc}") from exc
+            why = str(exc).partition("(")[2].partition(")")[0] or "no answer"
+            raise TargetUnreachable(
+                f"{role} {variant.url} does not answer ({why}): check the URL and that the "
+                "service is running"
+            ) from exc
         return Arm(role, variant, variant.url, pids=list(variant.pids))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -255,5 +259,5 @@ def start_arm(role: str, variant: Variant, workdir: Path, progress: Callable[[st
         log = workdir / f"{role}.log"
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
         said = f" (its last line: {tail[0]})" if tail else ""
-        raise TargetUnreachable(f"{role} did not start: {exc}{said}") from exc
+        raise TargetUnreachable(f"{role} did not start: {exc}{said}; log: {log}") from exc
     return Arm(role, variant, url, target=target, probe_dir=probe_dir)
