@@ -88,6 +88,8 @@ def verdict_table(
         group = trials[trials["endpoint"] == endpoint]
         few = group["requests"].median()
         for metric in wanted:
+            if metric.name not in group:
+                continue
             measured = group.loc[group[metric.name].notna(), "arm"]
             if not {BASELINE, CANDIDATE} <= set(measured):
                 continue  # e.g. no probe on a URL arm: nothing to compare

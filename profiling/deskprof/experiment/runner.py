@@ -170,6 +170,10 @@ class Experiment:
                 active = None
         except KeyboardInterrupt:
             partial.append(f"interrupted (Ctrl-C) after {len(summaries)} of {len(plan)} trials")
+        except DeskprofError as exc:
+            if len(arms) < len(ARMS):
+                raise  # nothing measured yet: the one-line error is the whole story
+            partial.append(f"stopped after {len(summaries)} of {len(plan)} trials: {exc}")
         finally:
             if active is not None:
                 try:

@@ -236,7 +236,7 @@ def compare(
         if math.isfinite(cv) and cv >= UNSTABLE_CV:
             notes.append(f"unstable in {arm} (CV {cv:.0%})")
     if units < MIN_UNITS:
-        what = "pairs" if paired else "trials per arm"
+        what = "pair(s)" if paired else "trial(s) per arm"
         notes.append(f"inconclusive: {units} {what}, need at least {MIN_UNITS}")
         ratio = median(cand) / median(base) if units else math.nan
         return result(ratio, math.nan, math.nan, math.nan, INCONCLUSIVE)
