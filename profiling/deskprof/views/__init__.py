@@ -21,6 +21,7 @@ from deskprof.views.figures import (
     latency_ecdf,
     query_profile_plot,
     timeline,
+    verdict_ratio_plot,
 )
 from deskprof.views.flamegraph import flamegraph, flamegraph_html, profile_data
 from deskprof.views.flametree import FlameNode, filter_samples, flame_tree
@@ -47,4 +48,5 @@ __all__ = [
     "timeline",
     "to_chrome_trace",
     "to_speedscope",
+    "verdict_ratio_plot",
 ]

@@ -311,3 +311,47 @@ def findings_summary_plot(findings_frame: Any, ax: Axes | None = None, *, top: i
     )
     ax.tick_params(axis="y", labelsize=8)
     return ax
+
+
+def verdict_ratio_plot(
+    verdicts: pd.DataFrame, metric: str = "p50_ms", ax: Axes | None = None, *, threshold=0.02
+) -> Axes:
+    """Candidate/baseline ratio per endpoint with its 95% CI, for one metric of an
+    experiment's verdict table (columns endpoint, metric, ratio, ci_low, ci_high,
+    verdict). The shaded band is the noise threshold: a CI inside it is "no detectable
+    change"; a ratio below 1 is lower (faster, for latencies)."""
+    _require(verdicts, ["endpoint", "metric", "ratio", "ci_low", "ci_high", "verdict"], metric)
+    rows = verdicts[(verdicts["metric"] == metric) & verdicts["ratio"].notna()]
+    ax = _axes(ax, (8, 0.45 * max(len(rows), 1) + 1.4))
+    if rows.empty:
+        _no_data(ax, f"no {metric} ratios")
+        return ax
+    rows = rows.sort_values("ratio").reset_index(drop=True)
+    colours = {
+        "faster": "#2e7d32",
+        "slower": "#c62828",
+        "no detectable change": "#607d8b",
+        "inconclusive": "#9e9e9e",
+    }
+    y = np.arange(len(rows))
+    low = (rows["ratio"] - rows["ci_low"]).clip(lower=0).fillna(0)
+    high = (rows["ci_high"] - rows["ratio"]).clip(lower=0).fillna(0)
+    ax.axvspan(1 - threshold, 1 + threshold, color="#eceff1", zorder=0)
+    ax.axvline(1.0, color="#455a64", lw=1)
+    for verdict, colour in colours.items():
+        chosen = (rows["verdict"] == verdict).to_numpy()
+        if chosen.any():
+            ax.errorbar(
+                rows["ratio"][chosen],
+                y[chosen],
+                xerr=[low[chosen], high[chosen]],
+                fmt="o",
+                color=colour,
+                capsize=3,
+                label=verdict,
+            )
+    ax.set_yticks(y, rows["endpoint"].astype(str))
+    ax.set_xscale("log")
+    ax.set(xlabel=f"candidate / baseline, {metric} (95% CI, log scale)", title=f"{metric} ratio")
+    ax.legend(loc="best", fontsize=8)
+    return ax

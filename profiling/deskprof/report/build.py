@@ -1,0 +1,337 @@
+"""Build a ``ReportDocument`` from capture bundles and experiment results.
+
+Each input becomes one section: a capture shows its summary (target, workload, window,
+overhead, partial or not), ranked findings with evidence, the per-endpoint table, the
+query profile, the interactive flame graph and figures; an experiment shows its verdict
+table, ratio plot, latency ECDFs per arm and, when its arms were captured, the
+differential flame graph and the query diff. Everything passes through
+``deskprof.report.redact`` on the way in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deskprof.analysis.capture import Capture, open_capture
+from deskprof.analysis.compare import query_diff
+from deskprof.analysis.digest import overall_stats, query_profile
+from deskprof.analysis.endpoints import endpoint_summary
+from deskprof.analysis.findings import detect_all
+from deskprof.errors import DeskprofError
+from deskprof.experiment.result import RESULT_FILE, ExperimentResult, load_result
+from deskprof.report.document import Embed, Figure, ReportDocument, Section, Table
+from deskprof.report.redact import scrub_sql, scrub_text, scrub_value
+from deskprof.schema import MANIFEST
+
+TOP_QUERIES = 15
+REPORT_METRICS = ("p50_ms", "p95_ms", "throughput_rps", "queries_per_request", "db_ms_per_request")
+
+
+def _utc(ns: int | None) -> str:
+    if not ns:
+        return "?"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _overhead_text(overhead: dict[str, Any]) -> str:
+    parts = []
+    for source, detail in sorted(overhead.items()):
+        if isinstance(detail, dict):
+            shown = ", ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in detail.items()
+                if not isinstance(v, dict | list) and k != "note"
+            )
+            parts.append(f"{source}: {shown}" if shown else source)
+        else:
+            parts.append(f"{source}: {detail}")
+    return "; ".join(parts) or "not recorded"
+
+
+def capture_facts(capture: Capture) -> list[tuple[str, str]]:
+    """The capture's summary lines: what was watched, how, for how long, how complete."""
+    m = capture.manifest
+    target = m.get("target") or {}
+    workload = m.get("workload") or {}
+    options = m.get("options") or {}
+    tools = m.get("tools") or {}
+    counts = m.get("counts") or {}
+    load = workload.get("scenario", "none")
+    if workload:
+        load += (
+            f", open loop at {workload.get('rate_per_s')} req/s"
+            if workload.get("mode") == "open"
+            else f", closed loop, {workload.get('users')} users"
+        )
+    facts = [
+        ("status", m.get("status", "?")),
+        ("target", f"{target.get('url', options.get('url', '?'))}"),
+        ("OPENDESK_FIXES", target.get("opendesk_fixes") or "none"),
+        ("command", target.get("command") or f"attached to PIDs {target.get('pids')}"),
+        ("revision", str(target.get("git_revision") or "?")[:12]),
+        ("window", f"{_utc(m.get('start_ns'))}, {m.get('duration_s', 0):.1f} s"),
+        ("workload", load),
+        ("sources", ", ".join(options.get("sources", []))),
+        ("CPU sampling", f"py-spy at {options.get('cpu_rate_hz', '?')} Hz"),
+        ("memory mode", f"memray {options.get('memory_mode', '?')}"),
+        ("rows", ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))),
+        ("overhead estimate", _overhead_text(m.get("overhead") or {})),
+        ("tools", ", ".join(f"{k} {v}" for k, v in sorted(tools.items()) if v)),
+    ]
+    return [(key, scrub_text(str(value))) for key, value in facts]
+
+
+def _profile_table(capture: Capture) -> Table:
+    profile = query_profile(capture.queries, top=TOP_QUERIES)
+    stats = overall_stats(capture.queries)
+    shown = pd.DataFrame(
+        {
+            "rank": profile["rank"],
+            "fingerprint": profile["fingerprint"].map(lambda s: scrub_sql(str(s))[:300]),
+            "calls": profile["calls"],
+            "total_ms": profile["total_ms"],
+            "mean_ms": profile["mean_ms"],
+            "p95_ms": profile["p95_ms"],
+            "share": profile["share"],
+            "endpoints": profile["endpoints"].map(lambda v: ", ".join(list(v)[:3])),
+            "call sites": profile["call_sites"].map(lambda v: ", ".join(list(v)[:2])),
+        }
+    )
+    note = ", ".join(
+        f"{k.replace('_', ' ')} {v:,.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+        for k, v in stats.items()
+        if not isinstance(v, dict | list)
+    )
+    return Table(
+        f"Query profile (top {TOP_QUERIES} fingerprints by total time)",
+        shown,
+        f"Measured by the in-process probe around each DBAPI execute. {note}",
+    )
+
+
+def _endpoint_table(capture: Capture) -> Table:
+    summary = endpoint_summary(capture)
+    return Table(
+        "Per endpoint",
+        summary,
+        "Latency from the probe (server time); CPU and waiting seconds from py-spy samples "
+        f"at {capture.cpu_rate_hz:g} Hz attributed by the handler on the stack; DB time "
+        "from the probe; bytes from memray.",
+    )
+
+
+def _capture_figures(capture: Capture, findings: list[dict[str, Any]]) -> list[Figure]:
+    from deskprof import views
+
+    figures = []
+    latency_source = capture.workload if len(capture.workload) else capture.requests
+    if len(latency_source):
+        figures.append(
+            Figure.from_matplotlib(
+                views.latency_ecdf(latency_source),
+                "Latency ECDF per endpoint",
+                "client latency from the intended send time (load generator)"
+                if len(capture.workload)
+                else "server time (probe)",
+            )
+        )
+    if len(capture.requests) or len(capture.metrics):
+        figures.append(
+            Figure.from_matplotlib(
+                views.timeline(
+                    capture.requests,
+                    capture.queries,
+                    capture.metrics,
+                    capture.memory,
+                    start_ns=capture.manifest.get("start_ns"),
+                ),
+                "Timeline",
+                "requests, queries, CPU and RSS on one clock (seconds since capture start)",
+            )
+        )
+    if len(capture.queries):
+        figures.append(
+            Figure.from_matplotlib(
+                views.query_profile_plot(query_profile(capture.queries)),
+                "Query profile",
+                "DB time per fingerprint",
+            )
+        )
+    if findings:
+        figures.append(
+            Figure.from_matplotlib(
+                views.findings_summary_plot(pd.DataFrame(findings)),
+                "Findings",
+                "estimated time saved per request, by severity",
+            )
+        )
+    return figures
+
+
+def capture_section(
+    capture: Capture, *, number: int = 1, explain_url: str | None = None
+) -> Section:
+    """Everything a reader needs about one capture."""
+    from deskprof.views import flamegraph_html
+
+    label = (capture.manifest.get("options", {}).get("label") or "").strip("-") or capture.path.name
+    section = Section(f"capture-{number}", f"Capture: {scrub_text(label)}")
+    section.facts = capture_facts(capture)
+    section.notices = [scrub_text(f"partial: {r}") for r in capture.partial_reasons]
+    section.notices += [scrub_text(w) for w in capture.warnings]
+    found = detect_all(capture, explain_url=explain_url)
+    section.findings = [scrub_value(f.to_dict()) for f in found]
+    if len(capture.requests):
+        section.tables.append(_endpoint_table(capture))
+    if len(capture.queries):
+        section.tables.append(_profile_table(capture))
+    if len(capture.samples):
+        section.embeds.append(
+            Embed(
+                "CPU flame graph",
+                flamegraph_html(
+                    capture.samples,
+                    capture.stacks,
+                    title=f"CPU flame graph: {label}",
+                    rate_hz=capture.cpu_rate_hz,
+                ),
+                "Click a frame to zoom, search by name, filter by endpoint, switch between "
+                "on-CPU and waiting.",
+                element_id=f"flamegraph-{number}",
+            )
+        )
+    section.figures = _capture_figures(capture, section.findings)
+    return section
+
+
+def _arm_facts(result: ExperimentResult) -> list[tuple[str, str]]:
+    config = result.config
+    design = config.get("design") or {}
+    workload = config.get("workload") or {}
+    facts = [("status", result.status)]
+    for role in ("baseline", "candidate"):
+        variant = config.get(role) or {}
+        facts.append((role, f"{variant.get('kind', '?')}: {variant.get('name', '?')}"))
+    facts += [
+        (
+            "workload",
+            f"{workload.get('scenario', '?')}, {workload.get('mode', '?')} loop"
+            + (f" at {workload['rate_per_s']} req/s" if workload.get("rate_per_s") else ""),
+        ),
+        (
+            "design",
+            f"{design.get('kind', '?')}: {design.get('blocks', '?')} blocks, "
+            f"{design.get('trials_per_arm', '?')} trials per arm "
+            f"of {config.get('trial_s', '?')} s, "
+            f"warm-up {design.get('warmup_s', '?')} s after each switch, "
+            f"{design.get('state', '?')} state",
+        ),
+        ("statistics", str(config.get("statistics", "?"))),
+        ("noise threshold", f"{config.get('threshold', 0.02):.0%}"),
+        ("revision", str(config.get("git_revision") or "?")[:12]),
+        ("started", str(config.get("started", "?"))),
+    ]
+    return [(key, scrub_text(value)) for key, value in facts]
+
+
+def experiment_section(result: ExperimentResult, *, number: int = 1) -> Section:
+    """The verdicts, with how they were measured, and the evidence behind them."""
+    from deskprof import views
+
+    name = result.config.get("label") or (result.path.name if result.path else "experiment")
+    section = Section(f"experiment-{number}", f"Experiment: {scrub_text(str(name))}")
+    section.facts = _arm_facts(result)
+    section.notices = [scrub_text(f"partial: {r}") for r in result.partial_reasons]
+    verdicts = result.verdicts[result.verdicts["metric"].isin(REPORT_METRICS)]
+    section.tables.append(
+        Table(
+            "Verdicts",
+            verdicts.drop(columns=["p_value"], errors="ignore"),
+            "Ratio candidate/baseline of trial medians with a bootstrap 95% CI over trials; "
+            "'faster'/'slower' only when the whole CI is beyond the noise threshold.",
+        )
+    )
+    section.figures.append(
+        Figure.from_matplotlib(
+            views.verdict_ratio_plot(verdicts, "p50_ms"),
+            "p50 ratio per endpoint",
+            "dots: ratio of medians; bars: 95% CI; band: noise threshold",
+        )
+    )
+    if len(result.requests):
+        frame = result.requests.copy()
+        main = frame["name"].value_counts().index[:4]
+        frame = frame[frame["name"].isin(main)]
+        frame["endpoint"] = frame["arm"].astype(str) + ": " + frame["name"].astype(str)
+        section.figures.append(
+            Figure.from_matplotlib(
+                views.latency_ecdf(frame, top=8),
+                "Latency ECDF per arm",
+                "client latency from the intended send time, all trials",
+            )
+        )
+    captures = result.config.get("captures") or {}
+    if {"baseline", "candidate"} <= set(captures):
+        base, cand = open_capture(captures["baseline"]), open_capture(captures["candidate"])
+        diff = query_diff(base.queries, cand.queries, base.requests, cand.requests)
+        diff["fingerprint"] = diff["fingerprint"].map(lambda s: scrub_sql(str(s))[:300])
+        section.tables.append(
+            Table(
+                "Query diff (per request)",
+                diff,
+                f"calls and DB ms per {diff.attrs.get('unit', 'request')}, baseline vs "
+                "candidate captures",
+            )
+        )
+        if len(base.samples) and len(cand.samples):
+            section.embeds.append(
+                Embed(
+                    "Differential flame graph",
+                    views.diff_flamegraph_html(base, cand),
+                    "red: more time in the candidate; blue: less; normalised per request",
+                    element_id=f"diff-flamegraph-{number}",
+                )
+            )
+    return section
+
+
+def load_input(path: str | Path) -> Capture | ExperimentResult:
+    """A capture bundle or an experiment result directory."""
+    directory = Path(path)
+    if (directory / MANIFEST).is_file():
+        return open_capture(directory)
+    if (directory / RESULT_FILE).is_file() or directory.name == RESULT_FILE:
+        return load_result(directory)
+    raise DeskprofError(
+        f"{directory} is neither a capture bundle (no {MANIFEST}) nor an experiment result "
+        f"(no {RESULT_FILE}); give a directory written by `deskprof capture` or "
+        "`deskprof experiment`"
+    )
+
+
+def build_report(
+    inputs: list[Capture | ExperimentResult | str | Path],
+    *,
+    title: str = "deskprof findings",
+    explain_url: str | None = None,
+) -> ReportDocument:
+    """One document with a section per input, in the order given."""
+    if not inputs:
+        raise DeskprofError("nothing to report: give at least one capture or experiment")
+    document = ReportDocument(title, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    captures = experiments = 0
+    for item in inputs:
+        loaded = load_input(item) if isinstance(item, str | Path) else item
+        if isinstance(loaded, Capture):
+            captures += 1
+            document.sections.append(
+                capture_section(loaded, number=captures, explain_url=explain_url)
+            )
+        else:
+            experiments += 1
+            document.sections.append(experiment_section(loaded, number=experiments))
+    return document
