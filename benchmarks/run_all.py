@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["endpoint_latency.py", "capture_overhead.py"]
+BENCHMARKS = ["endpoint_latency.py", "capture_overhead.py", "analysis_speed.py"]
 
 
 def main() -> int:

@@ -108,3 +108,46 @@ def test_series_keeps_index_and_matches_scalar() -> None:
     assert out.loc[13, "fingerprint_id"] == fingerprint_id("update t set a = ?")
     assert list(out["operation"]) == ["SELECT", "SELECT", "OTHER", "UPDATE", "SELECT"]
     assert fingerprint_series(pd.Series([], dtype=str)).empty
+
+
+def _variants() -> list[str]:
+    """Real statements from the committed PostgreSQL log, and literal-inlined variants."""
+    import random
+    import re
+    from pathlib import Path
+
+    from deskprof.analysis.pglog import read_pglog
+
+    log = Path(__file__).resolve().parents[1] / "fixtures" / "pglog" / "opendesk.csv"
+    statements = sorted(set(read_pglog(log)["statement"]))
+    rng = random.Random(5)
+    values = ["1", "-2", "3.5", "'open'", "'it''s'", "1e3", "'E'", "''", "'a b'", "NULL"]
+    bare = [s.split(" /*")[0] for s in statements]
+    inlined = [re.sub(r"\$\d+", lambda _: rng.choice(values), s) for s in statements + bare]
+    listed = [re.sub(r"(?i)\bIN \(", "IN (" + "7, " * rng.randint(0, 5), s) for s in inlined]
+    tricky = [
+        "SELECT a FROM t WHERE x = -5 AND y IN (1, 2,3) LIMIT 10",
+        "select t1.a, ?1, :p1, %s, %(x)s, $2 from t1 where a = 1.5e3 or b = .5",
+        "SELECT 'x' || 'open' FROM t WHERE n = N'abc' AND e = E'a\\'b'",
+        "SELECT 1 -- 'not a string\n, 2 /* 3 */",
+        'SELECT "weird "" name", 1 FROM t WHERE a IN (1) AND b IN (SELECT 2)',
+        "SELECT $$ 'x' $$, 5, x-1, x -1, (-1), a=-1",
+        "INSERT INTO t (a) VALUES (1), (2) ON CONFLICT DO NOTHING",
+        "SELECT '/*' || 5 FROM t /* x */",
+        "SELECT 5 /* a */ + /* b */ 1",
+        "SELECT 5 /* a */;",
+        "SELECT 'a' /* it's */",
+    ]
+    return statements + inlined + listed + tricky
+
+
+def test_literal_key_never_changes_the_fingerprint() -> None:
+    from deskprof.analysis.fingerprint import literal_key
+
+    variants = _variants()
+    assert len(variants) > 100
+    for statement in variants:
+        assert fingerprint(literal_key(statement)) == fingerprint(statement), statement
+    # and it does merge literal variants (the point of it)
+    keys = {literal_key(s) for s in variants}
+    assert len(keys) < len(set(variants))
