@@ -1,45 +1,62 @@
-"""What capturing costs the target: ticket-list latency and throughput, side by side.
+"""What capturing costs the target: ticket-list latency, throughput and CPU, side by side.
 
-Four copies of the reference OpenDesk run at once, each on its own copy of the same
-seeded database and its own Redis, each with one way of being watched:
+ONE reference OpenDesk (``opendesk serve --workers 1``, SQLite small data,
+``OPENDESK_FIXES=none``) is started under the in-process probe switched off, and each way
+of watching it is applied to that same process in turn, for that arm only:
 
-    nothing        plain ``opendesk serve``
-    probe          started as ``deskprof run`` does (the in-process probe recording)
-    probe+py-spy   the same, plus ``py-spy record --rate 100 --nonblocking --idle``
-    memray         ``memray attach`` (all allocations; ``--memray-mode aggregate`` for less)
+    nothing        probe switched off (control file)
+    probe          probe switched on (control file; every worker sees it within 0.25 s)
+    probe+py-spy   probe on, plus ``py-spy record --rate 100 --nonblocking --idle`` on the
+                   PID, started before the arm's warm-up and stopped after its last request
+    memray         probe off, ``memray attach`` (the memory source's recorder) for the arm,
+                   detached after it
 
-One client then sends the ticket list (``GET /tickets``) to each, round after round, the
-arms in a new random order every round, so machine noise lands on all of them alike:
-``--requests`` one after the other (latency), then a burst of the same number at
-``--concurrency`` (throughput). Printed per arm: p50 and p95 latency and throughput, each
-with its ratio to "nothing" and a 95% bootstrap CI that resamples whole rounds
-(scipy.stats.bootstrap), and the server's CPU time per request (psutil, whole run).
+Nothing else runs in the server between arms, so a tool's idle CPU cannot slow another
+arm. Every round applies the arms in a new random order; in each arm the client sends a
+short warm-up, ``--requests`` ticket lists one after the other (latency), then a burst of
+``--burst`` at ``--concurrency`` (throughput). A round's figures are its p50/p95 of the
+sequential latencies, its burst throughput and the server's CPU per request (psutil, the
+server process only, warm-up excluded); the tool's own CPU (py-spy's process) is counted
+apart. Ratios vs "nothing" are ratios of the medians over rounds, with a 95% bootstrap CI
+that resamples whole rounds (``deskprof.experiment.stats.compare``, paired by round).
 
-    python benchmarks/capture_overhead.py [--rounds 10] [--size small] [--arms ...]
+A second phase prices the probe *installed but switched off* end to end: a plain
+``opendesk serve`` and one started under ``launch_environment(enabled=False)``,
+alternating in random order, one server at a time, a fresh launch per measurement.
+
+    python benchmarks/capture_overhead.py [--rounds 8] [--off-rounds 4] [--memray-mode full]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
-import signal
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import psutil
 from endpoint_latency import database_copy, login  # same directory: shared helpers
-from scipy import stats
 
+from deskprof.capture.cpu import CpuRecorder
+from deskprof.capture.cpu_source import process_cpu_seconds
+from deskprof.capture.memory import MODES, MemrayRecorder
+from deskprof.errors import DeskprofError
+from deskprof.experiment.stats import Comparison, compare
+from deskprof.probe import control
 from deskprof.probe.bootstrap import launch_environment
-from deskprof.probe.config import ProbeConfig
-from deskprof.processes import stop_gracefully
+from deskprof.probe.config import FLUSH_INTERVAL_S, ProbeConfig
+from deskprof.probe.reader import read_probe_dir
 from deskprof.tools import find_tool
 from opendesk.config import DATA_DIR, Settings
 from opendesk.demo import ensure_seeded, start_server, stop_server
@@ -48,100 +65,262 @@ from opendesk.redis_server import free_port
 ARMS = ("nothing", "probe", "probe+py-spy", "memray")
 PATH = "/tickets"
 PYSPY_RATE = 100
+GOAL = 1.03  # probe + py-spy: under 3% p50 cost
+SETTLE_S = 2 * FLUSH_INTERVAL_S + 0.1  # every arm waits this long after being applied
+MEMRAY_SAFETY_WINDOW_S = 60.0  # if this script dies, memray stops tracking by itself
 
 
-def start_arm(arm: str, database_url: str, work: Path, args: argparse.Namespace, stack: ExitStack):
-    """Start one server watched as ``arm``; returns (client, server pid, helper pids)."""
-    env = {**os.environ, "OPENDESK_DATABASE_URL": database_url, "OPENDESK_FIXES": "none"}
-    env.pop("OPENDESK_REDIS_URL", None)  # each arm gets its own embedded Redis
-    if arm.startswith("probe"):
-        env = launch_environment(ProbeConfig(out_dir=str(work / f"probe-{arm}")), env)
+@dataclass
+class Trial:
+    """One arm in one round."""
+
+    latencies_ms: list[float]
+    throughput: float  # burst requests per second
+    server_cpu_ms: float  # per request, warm-up excluded
+    tool_cpu_ms: float  # per request: the tool's own process (py-spy), 0 without one
+    tool_bytes: int = 0  # what the tool wrote (memray's file, py-spy's trace)
+
+    @property
+    def p50(self) -> float:
+        return float(np.percentile(self.latencies_ms, 50))
+
+    @property
+    def p95(self) -> float:
+        return float(np.percentile(self.latencies_ms, 95))
+
+
+def own_cpu_seconds(process: psutil.Process) -> float:
+    """The server process's own CPU: its embedded Redis child is not the server."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def fetch(client: httpx.Client) -> float:
+    started = time.perf_counter()
+    response = client.get(PATH)
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise DeskprofError(f"GET {PATH} answered HTTP {response.status_code}; is the data seeded?")
+    return elapsed
+
+
+def measure(
+    client: httpx.Client,
+    server: psutil.Process,
+    tools: list[psutil.Process],
+    pool: ThreadPoolExecutor,
+    args: argparse.Namespace,
+) -> Trial:
+    """Warm-up, ``requests`` sequential, a burst; CPU of server and tools around the last two."""
+    for _ in range(args.warmup):
+        fetch(client)
+    server_before = own_cpu_seconds(server)
+    tools_before = [process_cpu_seconds(tool) or 0.0 for tool in tools]
+    latencies = [fetch(client) for _ in range(args.requests)]
+    started = time.perf_counter()
+    list(pool.map(lambda _: fetch(client), range(args.burst)))
+    throughput = args.burst / (time.perf_counter() - started)
+    sent = args.requests + args.burst
+    server_ms = (own_cpu_seconds(server) - server_before) * 1000 / sent
+    tools_after = [process_cpu_seconds(tool) or 0.0 for tool in tools]
+    tool_s = sum(after - before for after, before in zip(tools_after, tools_before, strict=True))
+    return Trial(latencies, throughput, server_ms, tool_s * 1000 / sent)
+
+
+@contextmanager
+def watched(
+    arm: str, pid: int, probe_dir: Path, raw: Path, memray_mode: str
+) -> Iterator[tuple[list[psutil.Process], list[Path]]]:
+    """Apply ``arm`` to the server for the duration of the block, then take it off again.
+
+    Yields the tool processes whose CPU counts for the arm and the files the tool writes
+    (sized after the block, then deleted so a long run stays small on disk)."""
+    control.set_state(probe_dir, "on" if arm.startswith("probe") else "off")
+    spy: CpuRecorder | None = None
+    memray: MemrayRecorder | None = None
+    tools: list[psutil.Process] = []
+    outputs: list[Path] = []
+    try:
+        if arm == "probe+py-spy":
+            spy = CpuRecorder(pid, raw, PYSPY_RATE, subprocesses=False, idle=True).start()
+            assert spy.process is not None
+            tools.append(psutil.Process(spy.process.pid))
+            outputs += [spy.output, spy.log]
+        elif arm == "memray":
+            memray = MemrayRecorder(pid, raw, memray_mode, MEMRAY_SAFETY_WINDOW_S).start()
+            outputs += [memray.output, memray.log]
+        time.sleep(SETTLE_S)  # the probe switch reaches the server within one flush tick
+        yield tools, outputs
+    finally:
+        control.set_state(probe_dir, "off")
+        if spy is not None:
+            spy.stop()
+        if memray is not None:
+            memray.stop()
+    if memray is not None and (memray.stop_problem or memray.exited):
+        # still tracked (or gone): every later arm would be measured under memray
+        raise DeskprofError(memray.stop_problem or "the server exited while memray tracked it")
+
+
+def run_arm(
+    arm: str,
+    client: httpx.Client,
+    server: psutil.Process,
+    pool: ThreadPoolExecutor,
+    probe_dir: Path,
+    raw: Path,
+    args: argparse.Namespace,
+) -> Trial:
+    with watched(arm, server.pid, probe_dir, raw, args.memray_mode) as (tools, outputs):
+        trial = measure(client, server, tools, pool, args)
+    for output in outputs:
+        if output.suffix in (".bin", ".json"):
+            if not output.exists() or output.stat().st_size == 0:
+                raise DeskprofError(f"{arm}: the tool wrote nothing to {output.name}")
+            trial.tool_bytes = output.stat().st_size
+        output.unlink(missing_ok=True)
+    return trial
+
+
+def per_request_total(args: argparse.Namespace) -> int:
+    return args.warmup + args.requests + args.burst
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[httpx.Client, psutil.Process]]:
+    """One ``opendesk serve --workers 1`` (uvicorn serves in that process), logged in."""
     port = free_port()
-    server = start_server(port, env=env)
-    stack.callback(stop_server, server)
-    helpers: list[int] = []
-    if arm == "probe+py-spy":
-        spy = subprocess.Popen(
-            [find_tool("py-spy"), "record", "--pid", str(server.pid), "--rate", str(PYSPY_RATE),
-             "--nonblocking", "--idle", "--format", "raw", "-o", str(work / "py-spy.txt")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        stack.callback(stop_gracefully, spy, signal.SIGINT)
-        helpers.append(spy.pid)
-    elif arm == "memray":
-        memray = find_tool("memray")
-        command = [memray, "attach", "-o", str(work / "memray.bin"), "-f", "--no-compress"]
-        if args.memray_mode == "aggregate":
-            command.append("--aggregate")
-        done = subprocess.run(
-            [*command, str(server.pid)], capture_output=True, text=True, timeout=120, check=False
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"memray attach failed: {(done.stderr or done.stdout).strip()}")
-    client = login(f"http://127.0.0.1:{port}")
-    stack.callback(client.close)
-    return client, server.pid, helpers
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
+    process = start_server(port, env=env)
+    try:
+        client = login(f"http://127.0.0.1:{port}")
         try:
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            continue
-    return total
+            yield client, psutil.Process(process.pid)
+        finally:
+            client.close()
+    finally:
+        stop_server(process)
 
 
-def one_round(client, n: int, concurrency: int) -> tuple[list[float], float]:
-    """``n`` sequential requests (latencies, ms), then ``n`` at ``concurrency`` (req/s)."""
-    latencies = []
-    for _ in range(n):
-        started = time.perf_counter()
-        response = client.get(PATH)
-        latencies.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            raise SystemExit(f"GET {PATH}: HTTP {response.status_code}")
-    with ThreadPoolExecutor(concurrency) as pool:
-        started = time.perf_counter()
-        codes = list(pool.map(lambda _: client.get(PATH).status_code, range(n)))
-        elapsed = time.perf_counter() - started
-    if set(codes) != {200}:
-        raise SystemExit(f"GET {PATH} under concurrency: {sorted(set(codes))}")
-    return latencies, n / elapsed
+def server_env(database_url: str) -> dict[str, str]:
+    env = {**os.environ, "OPENDESK_DATABASE_URL": database_url, "OPENDESK_FIXES": "none"}
+    env.pop("OPENDESK_REDIS_URL", None)  # its own embedded Redis, stopped with it
+    return env
 
 
-def ratio_ci(arm: list[np.ndarray], base: list[np.ndarray], statistic) -> tuple[float, ...]:
-    """statistic(arm) / statistic(base) over all rounds, with a 95% CI from resampling
-    rounds (each round's samples stay together: they shared the same machine state)."""
+def overhead_phase(
+    database_url: str, work: Path, args: argparse.Namespace, arms: list[str], rng: random.Random
+) -> tuple[dict[str, list[Trial]], int]:
+    """Phase 1: one server under the probe (off), the arms applied in turn, ``rounds`` times.
+    Also returns how many requests the probe recorded (it must equal those of its arms)."""
+    probe_dir, raw = work / "probe", work / "raw"
+    raw.mkdir()
+    config = ProbeConfig(out_dir=str(probe_dir), enabled=False)
+    control.set_state(probe_dir, "off")
+    trials: dict[str, list[Trial]] = {arm: [] for arm in arms}
+    with (
+        serving(launch_environment(config, server_env(database_url))) as (client, server),
+        ThreadPoolExecutor(args.concurrency) as pool,
+    ):
+        for round_no in range(1, args.rounds + 1):
+            order = list(arms)
+            rng.shuffle(order)
+            for arm in order:
+                trials[arm].append(run_arm(arm, client, server, pool, probe_dir, raw, args))
+            print(f"  round {round_no}/{args.rounds}", end="\r", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        time.sleep(3 * FLUSH_INTERVAL_S)  # the last records reach the file
+        recorded = len(read_probe_dir(probe_dir)["requests"])
+    return trials, recorded
 
-    def ratio(rounds):
-        rounds = np.asarray(rounds, dtype=int)
-        a = np.concatenate([arm[i] for i in rounds])
-        b = np.concatenate([base[i] for i in rounds])
-        return statistic(a) / statistic(b)
 
-    value = ratio(np.arange(len(arm)))
-    if len(arm) < 3:
-        return value, float("nan"), float("nan")
-    result = stats.bootstrap(
-        (np.arange(len(arm)),),
-        ratio,
-        vectorized=False,
-        n_resamples=2000,
-        method="percentile",
-        random_state=np.random.default_rng(1),
+def switched_off_phase(
+    database_url: str, work: Path, args: argparse.Namespace, rng: random.Random
+) -> dict[str, list[Trial]]:
+    """Phase 2: plain ``opendesk serve`` vs one started under the probe switched off, a
+    fresh launch per measurement, alternating in random order, one server at a time."""
+    trials: dict[str, list[Trial]] = {"plain": [], "installed, off": []}
+    config = ProbeConfig(out_dir=str(work / "probe-off"), enabled=False)
+    with ThreadPoolExecutor(args.concurrency) as pool:
+        for round_no in range(1, args.off_rounds + 1):
+            order = list(trials)
+            rng.shuffle(order)
+            for arm in order:
+                env = server_env(database_url)
+                if arm != "plain":
+                    env = launch_environment(config, env)
+                with serving(env) as (client, server):
+                    trials[arm].append(measure(client, server, [], pool, args))
+            print(f"  launch pair {round_no}/{args.off_rounds}", end="\r", file=sys.stderr)
+        print(file=sys.stderr)
+    return trials
+
+
+# --- the table ------------------------------------------------------------------------------
+
+METRICS = {  # name: (per-trial value, higher is better)
+    "p50": (lambda t: t.p50, False),
+    "p95": (lambda t: t.p95, False),
+    "req/s": (lambda t: t.throughput, True),
+    "cpu": (lambda t: t.server_cpu_ms, False),
+}
+
+
+def comparisons(trials: dict[str, list[Trial]], base: str) -> dict[str, dict[str, Comparison]]:
+    """Every arm vs ``base`` on every metric, paired by round."""
+    out: dict[str, dict[str, Comparison]] = {}
+    for arm, arm_trials in trials.items():
+        out[arm] = {}
+        for name, (value, higher) in METRICS.items():
+            baseline = [value(t) for t in trials[base]]
+            candidate = [value(t) for t in arm_trials]
+            kind = "amount" if higher else "time"
+            out[arm][name] = compare(
+                baseline, candidate, paired=True, higher_is_better=higher, kind=kind
+            )
+    return out
+
+
+def ratio_cell(result: Comparison, is_base: bool) -> str:
+    if is_base:
+        return f"{'1':>22}"
+    if not (math.isfinite(result.ci_low) and math.isfinite(result.ci_high)):
+        return f"{f'{result.ratio:.3f} [n/a]':>22}"
+    return f"{f'{result.ratio:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}]':>22}"
+
+
+def print_table(trials: dict[str, list[Trial]], base: str, label: str) -> dict:
+    results = comparisons(trials, base)
+    print(
+        f"{label:<15} {'p50 ms':>7} {'ratio [95% CI]':>22} {'p95 ms':>7} {'ratio [95% CI]':>22} "
+        f"{'req/s':>6} {'ratio [95% CI]':>22} {'srv CPU':>7} {'ratio [95% CI]':>22} "
+        f"{'tool CPU':>8}"
     )
-    return value, result.confidence_interval.low, result.confidence_interval.high
+    for arm, by_metric in results.items():
+        cells = [f"{arm:<15}"]
+        for name, width, digits in (("p50", 7, 1), ("p95", 7, 1), ("req/s", 6, 1), ("cpu", 7, 2)):
+            result = by_metric[name]
+            cells.append(f"{result.candidate:>{width}.{digits}f} {ratio_cell(result, arm == base)}")
+        tool = statistics.median(t.tool_cpu_ms for t in trials[arm])
+        cells.append(f"{tool:>8.2f}")
+        print(" ".join(cells))
+    return results
 
 
-def p50(x: np.ndarray) -> float:
-    return float(np.percentile(x, 50))
-
-
-def p95(x: np.ndarray) -> float:
-    return float(np.percentile(x, 95))
+def reading(result: Comparison) -> str:
+    """The one-line answer to the goal: probe + py-spy under 3% p50 cost."""
+    low, high = result.ci_low, result.ci_high
+    if not (math.isfinite(low) and math.isfinite(high)):
+        verdict = "not resolvable at this noise (no CI: too few rounds or no variance)"
+    elif high < GOAL:
+        verdict = "met"
+    elif low > GOAL:
+        verdict = "not met"
+    else:
+        verdict = "not resolvable at this noise (the CI straddles 1.03)"
+    return (
+        f"reading: probe + py-spy p50 ratio {result.ratio:.3f} [{low:.3f}, {high:.3f}]: "
+        f"goal <{GOAL} {verdict}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,81 +328,90 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--database-url",
         default=f"sqlite:///{DATA_DIR / 'bench-overhead.sqlite3'}",
-        help="seeded once at --size, then copied per arm",
+        help="seeded once at --size, then copied once for the run",
     )
     parser.add_argument("--size", default="small", choices=["small", "demo", "large"])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--requests", type=int, default=10, help="per arm per round")
+    parser.add_argument("--rounds", type=int, default=8, help="phase 1 rounds (all arms each)")
+    parser.add_argument("--off-rounds", type=int, default=4, help="phase 2 launch pairs; 0: skip")
+    parser.add_argument("--requests", type=int, default=12, help="sequential, per arm per round")
+    parser.add_argument("--burst", type=int, default=12, help="requests in the throughput burst")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=3, help="requests before measuring")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma list of {', '.join(ARMS)}")
-    parser.add_argument("--memray-mode", choices=["full", "aggregate"], default="full")
+    parser.add_argument("--memray-mode", choices=MODES, default="full")
+    parser.add_argument("--seed", type=int, default=11, help="of the random arm orders")
     args = parser.parse_args(argv)
     arms = [a for a in args.arms.split(",") if a]
     if set(arms) - set(ARMS) or "nothing" not in arms:
         parser.error(f"--arms: choose from {', '.join(ARMS)}, with 'nothing' (the baseline)")
-    for arm, tool in (("probe+py-spy", "py-spy"), ("memray", "memray")):
-        if arm in arms and find_tool(tool) is None:
-            print(f"# {tool} not found: arm {arm!r} left out", file=sys.stderr)
+    if min(args.rounds, args.requests, args.burst, args.concurrency) < 1 or args.off_rounds < 0:
+        parser.error("--rounds, --requests, --burst and --concurrency must be at least 1")
+    for arm, tools in (("probe+py-spy", ["py-spy"]), ("memray", ["memray", "gdb"])):
+        missing = [tool for tool in tools if find_tool(tool) is None]
+        if arm in arms and missing:
+            print(f"# {', '.join(missing)} not found: arm {arm!r} left out", file=sys.stderr)
             arms.remove(arm)
+    try:
+        return run(args, arms)
+    except DeskprofError as exc:
+        print(f"capture_overhead: {exc}", file=sys.stderr)
+        return exc.exit_code
 
+
+def run(args: argparse.Namespace, arms: list[str]) -> int:
     source = Settings.from_env({"OPENDESK_DATABASE_URL": args.database_url})
     ensure_seeded(source, args.size)
-    rng = random.Random(11)
-    latencies: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
-    throughput: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
-    cpu: dict[str, float] = {}
-    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
-        servers = {}
-        for arm in arms:
-            url = stack.enter_context(database_copy(source.database_url, arm.replace("+", "_")))
-            work = Path(tmp) / arm.replace("+", "_")
-            work.mkdir()
-            servers[arm] = start_arm(arm, url, work, args, stack)
-        print(
-            f"# {args.rounds} rounds, {source.database_url.split(':')[0]} {args.size} data, "
-            f"GET {PATH}: {args.requests} sequential + {args.requests} at concurrency "
-            f"{args.concurrency} per arm per round, arms in random order each round; "
-            f"{len(arms)} servers share {os.cpu_count()} CPUs (load average "
-            f"{os.getloadavg()[0]:.1f} at start)",
-            file=sys.stderr,
-        )
-        for arm in arms:  # warm-up round, discarded (caches, pools, first lazy imports)
-            one_round(servers[arm][0], 3, args.concurrency)
-        cpu_before = {
-            arm: cpu_seconds([pid, *helpers]) for arm, (_, pid, helpers) in servers.items()
-        }
-        for round_no in range(1, args.rounds + 1):
-            order = list(arms)
-            rng.shuffle(order)
-            for arm in order:
-                lat, tput = one_round(servers[arm][0], args.requests, args.concurrency)
-                latencies[arm].append(np.array(lat))
-                throughput[arm].append(np.array([tput]))
-            print(f"  round {round_no}/{args.rounds}", end="\r", file=sys.stderr)
-        print(file=sys.stderr)
-        for arm, (_, pid, helpers) in servers.items():
-            requests = 2 * args.requests * args.rounds
-            cpu[arm] = (cpu_seconds([pid, *helpers]) - cpu_before[arm]) * 1000 / requests
-
-    base = "nothing"
+    rng = random.Random(args.seed)
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
     print(
-        f"{'arm':<14} {'p50 ms':>8} {'ratio [95% CI]':>22} {'p95 ms':>8} {'ratio [95% CI]':>22} "
-        f"{'req/s':>7} {'ratio [95% CI]':>22} {'CPU ms/req':>10}"
+        f"# phase 1: one `opendesk serve --workers 1` ({source.database_url.split(':')[0]} "
+        f"{args.size} data, fixes none) under the probe switched off; {args.rounds} rounds, "
+        f"arms {', '.join(arms)} applied one at a time in random order; per arm: "
+        f"{args.warmup} warm-up, {args.requests} sequential GET {PATH}, {args.burst} at "
+        f"concurrency {args.concurrency}; {os.cpu_count()} CPUs, load average "
+        f"{load_before:.1f} at start",
+        file=sys.stderr,
     )
-    for arm in arms:
-        cells = []
-        for samples, statistic in ((latencies, p50), (latencies, p95), (throughput, np.median)):
-            pooled = statistic(np.concatenate(samples[arm]))
-            if arm == base:
-                cells.append(f"{pooled:>8.1f} {'1.000':>22}")
-            else:
-                ratio, low, high = ratio_ci(samples[arm], samples[base], statistic)
-                cells.append(f"{pooled:>8.1f} {f'{ratio:.3f} [{low:.3f}, {high:.3f}]':>22}")
-        print(f"{arm:<14} {' '.join(cells)} {cpu[arm]:>10.2f}")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp,
+        database_copy(source.database_url, "overhead") as database_url,
+    ):
+        work = Path(tmp)
+        trials, recorded = overhead_phase(database_url, work, args, arms, rng)
+        off_trials = switched_off_phase(database_url, work, args, rng) if args.off_rounds else {}
+
+    results = print_table(trials, "nothing", "arm")
     print(
-        f"# py-spy at {PYSPY_RATE} Hz (its own CPU counted in CPU ms/req); memray "
-        f"{args.memray_mode} mode via `memray attach`; CPU ms/req = server (+ py-spy) CPU "
-        "over the measured rounds / requests sent"
+        "# medians over rounds of each round's p50/p95 (ms, sequential), burst req/s and "
+        "server CPU ms/request (psutil, server process only, warm-up excluded); ratio vs "
+        "nothing with a 95% expanded-bootstrap CI resampling whole rounds "
+        "(deskprof.experiment.stats); tool CPU = ms/request of the tool's own process "
+        f"(py-spy at {PYSPY_RATE} Hz; memray runs inside the server, so its cost is in srv CPU)"
+    )
+    probe_arms = sum(len(trials[arm]) for arm in arms if arm.startswith("probe"))
+    expected = probe_arms * per_request_total(args)
+    check = "as expected" if recorded == expected else "MISMATCH: the switch did not follow"
+    print(f"# probe recorded {recorded} requests, {expected} sent in its arms: {check}")
+    if "memray" in trials:
+        written = statistics.median(t.tool_bytes for t in trials["memray"]) / 1e6
+        print(f"# memray {args.memray_mode} mode wrote a median {written:.1f} MB per arm")
+    if "probe+py-spy" in results:
+        print(reading(results["probe+py-spy"]["p50"]))
+    if off_trials:
+        print()
+        off = print_table(off_trials, "plain", "server")
+        result = off["installed, off"]["p50"]
+        print(
+            f"# phase 2, measured end to end (not deskprof.probe.cost): {args.off_rounds} "
+            "launch pairs, plain `opendesk serve` vs started under the probe switched off, "
+            "alternating in random order, one server at a time, fresh launch each; "
+            f"installed-but-off p50 ratio {result.ratio:.3f} [{result.ci_low:.3f}, "
+            f"{result.ci_high:.3f}]: {result.verdict} (2% threshold)"
+        )
+    print(
+        f"# {(time.monotonic() - started) / 60:.1f} min; load average {load_before:.1f} at "
+        f"start, {os.getloadavg()[0]:.1f} at end"
     )
     return 0
 
