@@ -11,10 +11,10 @@ import sys
 from types import ModuleType
 
 from deskprof import __version__
-from deskprof.cli import capture, doctor, experiment, findings, probe, report, run
+from deskprof.cli import capture, demo, doctor, experiment, findings, probe, report, run
 from deskprof.errors import DeskprofError
 
-COMMANDS: list[ModuleType] = [capture, doctor, run, probe, experiment, findings, report]
+COMMANDS: list[ModuleType] = [capture, doctor, run, probe, experiment, findings, report, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,115 @@
+"""The newcomer's tour, end to end: what ``make demo`` runs.
+
+Seed the reference OpenDesk's demo data (once), capture the first version under load with
+every source, capture again with every fix on, run one before/after experiment (eager
+loading on the ticket list), write ``data/findings/demo.html`` and ``demo.md``, and stop
+everything it started. Each step says what it is doing; a step that fails says why in
+one line, and what was produced before it is kept.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deskprof import lab
+from deskprof.analysis import open_capture
+from deskprof.analysis.findings import detect_all
+from deskprof.capture.session import capture
+from deskprof.experiment import Design, Experiment, ExperimentResult
+from deskprof.report import report
+
+STEPS = 6
+
+
+@dataclass
+class DemoOptions:
+    size: str = "demo"
+    capture_s: float = 30.0
+    users: int = 6
+    workload: str = "mixed"
+    trial_s: float = 6.0
+    blocks: int = 3
+    warmup_s: float = 2.0
+    rate: float = 4.0
+    workers: int = 1
+    findings_dir: Path = field(default_factory=lambda: lab.data_dir() / "findings")
+    name: str = "demo"
+    progress: Callable[[str], None] = field(
+        default=lambda line: print(f"[demo] {line}", file=sys.stderr, flush=True)
+    )
+
+
+@dataclass
+class DemoResult:
+    baseline: Path
+    fixed: Path
+    experiment: ExperimentResult
+    html: Path
+    markdown: Path
+    seconds: float
+
+
+def run_demo(options: DemoOptions | None = None) -> DemoResult:
+    """The whole tour; returns where everything went."""
+    o = options or DemoOptions()
+    say = o.progress
+    started = time.monotonic()
+
+    def step(number: int, text: str) -> None:
+        say(f"[{number}/{STEPS}] {text} ({time.monotonic() - started:.0f} s so far)")
+
+    step(1, f"seeding the {o.size} data set (once; later runs reuse it)")
+    database = lab.reference_database(o.size)
+    captures = {}
+    for number, (role, fixes) in enumerate((("baseline", "none"), ("fixed", "all")), start=2):
+        step(number, f"capturing the {role} service (OPENDESK_FIXES={fixes}) for {o.capture_s:g} s")
+        launch = lab.reference_launch(fixes=fixes, database_url=database, workers=o.workers)
+        result = capture(
+            **launch.capture_kwargs(),
+            duration_s=o.capture_s,
+            workload=o.workload,
+            users=o.users,
+            out=lab.capture_dir(f"{o.name}-{role}"),
+            label=f"{o.name}-{role}",
+            progress=lambda line, role=role: say(f"      {role}: {line}"),
+        )
+        captures[role] = result.path
+        found = detect_all(open_capture(result.path), explain_url=database)
+        say(f"      {role}: {result.status}, {len(found)} findings")
+        for finding in list(found)[:8]:
+            say(f"        {finding.severity:<6} {finding.kind:<17} {finding.endpoint}")
+
+    step(4, "experiment: eager loading vs the first version on the ticket list")
+    launch = lab.reference_launch(database_url=database, workers=o.workers)
+    experiment = Experiment(
+        baseline=launch.variant("first version", OPENDESK_FIXES="none"),
+        candidate=launch.variant("eager loading", OPENDESK_FIXES="eager_loading"),
+        workload="ticket_list",
+        rate=o.rate,
+        trial_s=o.trial_s,
+        design=Design(blocks=o.blocks, warmup_s=o.warmup_s),
+        endpoints=["GET /tickets"],
+        out=lab.data_dir() / "experiments" / f"{time.strftime('%Y%m%dT%H%M%S')}-{o.name}",
+        label=f"{o.name}-eager-loading",
+        progress=lambda line: say(f"      {line}"),
+    ).run()
+    say(f"      GET /tickets p50: {experiment.verdict('GET /tickets')}")
+
+    step(5, "writing the report")
+    inputs = [captures["baseline"], captures["fixed"], experiment]
+    title = "deskprof demo: the reference OpenDesk, before and after its fixes"
+    html = report(inputs, o.findings_dir / f"{o.name}.html", title=title, explain_url=database)
+    markdown = report(inputs, o.findings_dir / f"{o.name}.md", title=title, explain_url=database)
+    step(6, "done; everything the demo started has stopped")
+    return DemoResult(
+        captures["baseline"],
+        captures["fixed"],
+        experiment,
+        html,
+        markdown,
+        time.monotonic() - started,
+    )
