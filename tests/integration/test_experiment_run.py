@@ -1,9 +1,12 @@
 """A real experiment: two launched variants of the reference service, real load, a verdict.
 
 Baseline ``OPENDESK_FIXES=none`` against candidate ``eager_loading`` on the ticket list,
-small SQLite data, 2 ABBA/BAAB blocks of 3 s trials. On small data the list is ~2x faster
-with eager loading (100+ queries per page become 5), and the open-loop queue makes the
-baseline worse still, so "faster" is robust even with this few trials.
+small SQLite data, 2 ABBA/BAAB blocks of 4 s trials. On small data the list is only ~2x
+faster with eager loading (101 queries per page become 5; the SLA loop is the rest), not
+the ~100x of the demo data. With 4 pairs the CI spans about the worst and best pair, so
+"faster" needs every pair to agree: the rate (3/s) stays below what the baseline serves
+even when other work shares the 2 cores (at 5/s a loaded machine saturated the baseline,
+its trials measured a growing queue, CV ~90%), and 4 s trials average out bursts.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ def test_eager_loading_makes_the_ticket_list_faster(sqlite_copy, tmp_path):
         Variant.launch({**database, "OPENDESK_FIXES": "none"}, name="first version"),
         Variant.launch({**database, "OPENDESK_FIXES": "eager_loading"}, name="eager loading"),
         workload="ticket_list",
-        rate=5,
-        trial_s=3,
+        rate=3,
+        trial_s=4,
         design=Design(blocks=2, warmup_s=1, seed=7),
         out=tmp_path / "experiment",
         progress=lines.append,
