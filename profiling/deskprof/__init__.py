@@ -1,9 +1,62 @@
 """deskprof: CPU, memory and SQL of OpenDesk, tied to the endpoint that caused them.
 
-The public surface a notebook needs is re-exported here as it is built.
+The handful of names a notebook needs::
+
+    from deskprof.capture import capture          # run a capture (launch or attach)
+    from deskprof import open_capture, findings, flamegraph, Experiment, Variant
+    from deskprof.report import report            # share it as one HTML file
+
+``capture`` and ``report`` live in their subpackages because the subpackages carry the
+same names. The names here are loaded on first use: the in-process probe
+(``deskprof.probe``) lives in this package too and runs inside the profiled service,
+where importing pandas, matplotlib or Locust would cost start-up time and memory the
+target should not pay.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from deskprof.errors import DeskprofError
 
 __version__ = "0.1.0"
-__all__ = ["DeskprofError", "__version__"]
+
+if TYPE_CHECKING:
+    from deskprof.analysis import Capture, open_capture
+    from deskprof.analysis.findings import detect_all as findings
+    from deskprof.experiment import Experiment, Variant, load_result
+    from deskprof.views import diff_flamegraph, flamegraph
+
+_LAZY = {
+    "open_capture": ("deskprof.analysis", "open_capture"),
+    "Capture": ("deskprof.analysis", "Capture"),
+    "findings": ("deskprof.analysis.findings", "detect_all"),
+    "flamegraph": ("deskprof.views", "flamegraph"),
+    "diff_flamegraph": ("deskprof.views", "diff_flamegraph"),
+    "Experiment": ("deskprof.experiment", "Experiment"),
+    "Variant": ("deskprof.experiment", "Variant"),
+    "load_result": ("deskprof.experiment", "load_result"),
+}
+
+__all__ = [
+    "Capture",
+    "DeskprofError",
+    "Experiment",
+    "Variant",
+    "__version__",
+    "diff_flamegraph",
+    "findings",
+    "flamegraph",
+    "load_result",
+    "open_capture",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,24 @@
+"""Capturing: one module per signal source and the session that runs them together.
+
+``capture(url=..., launch=... | pids=[...], duration_s=30)`` is the notebook entry point
+(``deskprof capture`` the CLI's); it returns a ``CaptureResult`` whose ``path`` is the
+bundle directory that ``deskprof.open_capture`` reads.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deskprof.capture.session import CaptureOptions, CaptureResult, capture
+
+__all__ = ["CaptureOptions", "CaptureResult", "capture"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: the session pulls in pandas and psutil, which the sources' helpers may not need
+    if name in __all__:
+        from deskprof.capture import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
