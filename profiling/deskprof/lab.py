@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from deskprof.errors import DeskprofError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from deskprof.experiment import Variant
 
 #: the launch command template ``Variant.launch`` fills (``{python}``, ``{port}``)
@@ -205,13 +207,14 @@ def reference_launch(
 
 def parse_pids(pids: int | str | Iterable[int | str] | None) -> list[int]:
     """PIDs as a papermill parameter may spell them: ``12345``, ``"12345, 12346"``,
-    ``[12345, "12346"]`` or empty."""
+    ``"[12345]"``, ``[12345, "12346"]`` or empty."""
     if pids is None:
         return []
     if isinstance(pids, int):
         items: list[Any] = [pids]
     elif isinstance(pids, str):
-        items = [p for p in re.split(r"[\s,]+", pids.strip()) if p]
+        # papermill -p passes "[12345, 12346]" as text; -y passes a list
+        items = [p for p in re.split(r"[\s,\[\]]+", pids.strip()) if p]
     else:
         items = list(pids)
     out = []
@@ -304,15 +307,92 @@ def target_from_parameters(
     return LabTarget(url.rstrip("/"), pid_list, None, database_url)
 
 
+def load_kwargs(workload: str | None, users: int = 10) -> dict[str, Any]:
+    """The load part of ``capture(...)``: a built-in scenario (``agent``, ``mixed``...) or
+    locustfile with ``users`` simulated users, or ``workload`` empty/None for no load at
+    all (observe a staging service's own traffic)."""
+    if not workload:
+        return {"workload": None}
+    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
+        raise DeskprofError(f"users must be a whole number of at least 1, not {users!r}")
+    return {"workload": workload, "users": users}
+
+
+# --- notebook glue: tables shaped for reading ----------------------------------------------
+
+
+def self_time(
+    capture: Any, endpoint: str | None = None, *, state: str = "cpu", top: int | None = 15
+) -> pd.DataFrame:
+    """Self time per function (the innermost frame of each sample, lines merged) of
+    ``endpoint`` (default: every sample), most first: ``function``, ``file``, ``samples``,
+    ``seconds`` (samples / the capture's rate), ``share`` (of the samples kept) and
+    ``application`` (the file is the service's own code, not a library).
+
+    The flame graph's widest leaves, as a table a notebook can assert on."""
+    import pandas as pd
+
+    from deskprof.analysis.detectors_profile import is_application, split_frame
+    from deskprof.views.flametree import filter_samples
+
+    kept = filter_samples(capture.samples, endpoint=endpoint, state=state)
+    leaves = capture.stacks.drop_duplicates("stack_id").set_index("stack_id")["leaf"]
+    parts = [split_frame(leaf) for leaf in kept["stack_id"].map(leaves).fillna("")]
+    rows = pd.DataFrame(
+        {
+            "function": [p[0] for p in parts],
+            "file": [p[1] for p in parts],
+            "samples": kept["n_samples"].to_numpy(),
+        }
+    )
+    table = rows.groupby(["function", "file"], as_index=False)["samples"].sum()
+    table = table.sort_values(["samples", "function"], ascending=[False, True], ignore_index=True)
+    total = table["samples"].sum()
+    table["seconds"] = table["samples"] / float(capture.cpu_rate_hz)
+    table["share"] = table["samples"] / total if total else 0.0
+    # generated code ("<sqlalchemy generated ...>") is nobody's source to change
+    table["application"] = table["file"].map(lambda f: is_application(f) and not f.startswith("<"))
+    return table.head(top) if top else table
+
+
+def memory_by(capture: Any, by: str = "endpoint", *, kind: str = "high_water_mark") -> pd.DataFrame:
+    """Bytes of the allocation records of ``kind`` (``high_water_mark``: live at the peak;
+    ``temporal``: allocated over the capture; ``leaked``: never freed) per ``endpoint``
+    or per ``function`` (the first application frame from the allocation, the code to
+    change), most first: ``bytes``, ``mib``, ``share`` (of all bytes of that kind)."""
+    import pandas as pd
+
+    from deskprof.analysis.detectors_profile import owner_frame
+
+    if by not in ("endpoint", "function"):
+        raise DeskprofError(f"memory_by groups by 'endpoint' or 'function', not {by!r}")
+    rows = capture.allocations[capture.allocations["kind"] == kind]
+    if by == "function":
+        frames = capture.stacks.drop_duplicates("stack_id").set_index("stack_id")["frames"]
+        owners = frames.map(lambda f: owner_frame(list(f) if f is not None else []))
+        keys = rows["stack_id"].map(owners).fillna("")
+    else:
+        keys = rows["endpoint"]
+    table = rows.groupby(keys.rename(by))["size_bytes"].sum().rename("bytes")
+    table = table.sort_values(ascending=False).reset_index()
+    total = table["bytes"].sum()
+    table["mib"] = table["bytes"] / 2**20
+    table["share"] = table["bytes"] / total if total else 0.0
+    return pd.DataFrame(table)
+
+
 __all__ = [
     "LabTarget",
     "ReferenceLaunch",
     "capture_dir",
     "check_fixes",
     "data_dir",
+    "load_kwargs",
+    "memory_by",
     "parse_pids",
     "reference_database",
     "reference_launch",
+    "self_time",
     "sqlite_path",
     "target_from_parameters",
 ]
