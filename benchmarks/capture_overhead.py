@@ -11,9 +11,9 @@ of watching it is applied to that same process in turn, for that arm only:
     memray         probe off, ``memray attach`` (the memory source's recorder) for the arm,
                    detached after it
 
-Nothing else runs in the server between arms, so a tool's idle CPU cannot slow another
-arm. Every round applies the arms in a new random order; in each arm the client sends a
-short warm-up, ``--requests`` ticket lists one after the other (latency), then a burst of
+No tool runs outside its own arm, so a tool's idle CPU cannot slow another arm. Every
+round applies the arms in a new random order; in each arm the client sends a short
+warm-up, ``--requests`` ticket lists one after the other (latency), then a burst of
 ``--burst`` at ``--concurrency`` (throughput). A round's figures are its p50/p95 of the
 sequential latencies, its burst throughput and the server's CPU per request (psutil, the
 server process only, warm-up excluded); the tool's own CPU (py-spy's process) is counted
@@ -24,7 +24,7 @@ A second phase prices the probe *installed but switched off* end to end: a plain
 ``opendesk serve`` and one started under ``launch_environment(enabled=False)``,
 alternating in random order, one server at a time, a fresh launch per measurement.
 
-    python benchmarks/capture_overhead.py [--rounds 8] [--off-rounds 4] [--memray-mode full]
+    python benchmarks/capture_overhead.py [--rounds 8] [--off-rounds 8] [--memray-mode full]
 """
 
 from __future__ import annotations
@@ -306,8 +306,10 @@ def print_table(trials: dict[str, list[Trial]], base: str, label: str) -> dict:
     return results
 
 
-def reading(result: Comparison) -> str:
-    """The one-line answer to the goal: probe + py-spy under 3% p50 cost."""
+def reading(by_metric: dict[str, Comparison], tool_cpu_ms: float) -> str:
+    """The one-line answer to the goal (probe + py-spy under 3% p50 cost), then the CPU
+    figures, which machine noise disturbs far less than latency."""
+    result, cpu = by_metric["p50"], by_metric["cpu"]
     low, high = result.ci_low, result.ci_high
     if not (math.isfinite(low) and math.isfinite(high)):
         verdict = "not resolvable at this noise (no CI: too few rounds or no variance)"
@@ -319,7 +321,8 @@ def reading(result: Comparison) -> str:
         verdict = "not resolvable at this noise (the CI straddles 1.03)"
     return (
         f"reading: probe + py-spy p50 ratio {result.ratio:.3f} [{low:.3f}, {high:.3f}]: "
-        f"goal <{GOAL} {verdict}"
+        f"goal <{GOAL} {verdict}; server CPU/request ratio {cpu.ratio:.3f} "
+        f"[{cpu.ci_low:.3f}, {cpu.ci_high:.3f}], plus py-spy's own {tool_cpu_ms:.1f} ms/request"
     )
 
 
@@ -332,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--size", default="small", choices=["small", "demo", "large"])
     parser.add_argument("--rounds", type=int, default=8, help="phase 1 rounds (all arms each)")
-    parser.add_argument("--off-rounds", type=int, default=4, help="phase 2 launch pairs; 0: skip")
+    parser.add_argument("--off-rounds", type=int, default=8, help="phase 2 launch pairs; 0: skip")
     parser.add_argument("--requests", type=int, default=12, help="sequential, per arm per round")
     parser.add_argument("--burst", type=int, default=12, help="requests in the throughput burst")
     parser.add_argument("--concurrency", type=int, default=4)
@@ -397,17 +400,20 @@ def run(args: argparse.Namespace, arms: list[str]) -> int:
         written = statistics.median(t.tool_bytes for t in trials["memray"]) / 1e6
         print(f"# memray {args.memray_mode} mode wrote a median {written:.1f} MB per arm")
     if "probe+py-spy" in results:
-        print(reading(results["probe+py-spy"]["p50"]))
+        spy_cpu = statistics.median(t.tool_cpu_ms for t in trials["probe+py-spy"])
+        print(reading(results["probe+py-spy"], spy_cpu))
     if off_trials:
         print()
         off = print_table(off_trials, "plain", "server")
-        result = off["installed, off"]["p50"]
+        result, cpu = off["installed, off"]["p50"], off["installed, off"]["cpu"]
         print(
             f"# phase 2, measured end to end (not deskprof.probe.cost): {args.off_rounds} "
             "launch pairs, plain `opendesk serve` vs started under the probe switched off, "
             "alternating in random order, one server at a time, fresh launch each; "
             f"installed-but-off p50 ratio {result.ratio:.3f} [{result.ci_low:.3f}, "
-            f"{result.ci_high:.3f}]: {result.verdict} (2% threshold)"
+            f"{result.ci_high:.3f}]: {result.verdict}; server CPU/request ratio "
+            f"{cpu.ratio:.3f} [{cpu.ci_low:.3f}, {cpu.ci_high:.3f}]: {cpu.verdict} (verdicts "
+            "at a 2% threshold)"
         )
     print(
         f"# {(time.monotonic() - started) / 60:.1f} min; load average {load_before:.1f} at "
