@@ -151,3 +151,52 @@ def test_literal_key_never_changes_the_fingerprint() -> None:
     # and it does merge literal variants (the point of it)
     keys = {literal_key(s) for s in variants}
     assert len(keys) < len(set(variants))
+
+
+# Texts where RE2 (ASCII \w, no look-around) and Python's re could disagree, or where a
+# rewrite could shift the scan into a string: the vectorised pre-pass must stay exact.
+_EDGES = [
+    "SELECT 'a'5 FROM t",
+    "SELECT 5'a' x 'c'",
+    "SELECT [a 5] FROM t",
+    "SELECT é5, 5é, x FROM t WHERE a éin (1, 2) AND b IN (1,2,3)",
+    "SELECT $aé$ 5 $aé$, 7",
+    "SELECT 1,2,3,4",
+    "SELECT a FROM t WHERE b = -1.5e3 AND c = .5 AND d = 1.2.3 AND e = 0x1F",
+    "SELECT ?1, ?, 'x'::int, 5::int, :p5, %(p5)s, $5",
+    "SELECT 'unterminated 5, 6",
+    "SELECT a FROM t WHERE s = 'x''y' AND n IN (1, 2) AND m IN (SELECT 1)",
+    "SELECT a\u00a0FROM t WHERE x = 1\u2003AND y = ٣",
+    "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y')",
+    "SELECT t1.a FROM t1 WHERE t1.b = 10",
+]
+
+
+def test_literal_keys_never_change_the_fingerprint() -> None:
+    from deskprof.analysis.fingerprint import literal_keys
+
+    texts = _variants() + _EDGES
+    keys = literal_keys(texts)
+    assert len(keys) == len(texts)
+    for statement, key in zip(texts, keys, strict=True):
+        assert fingerprint(key) == fingerprint(statement), (statement, key)
+    assert len(set(keys)) < len(set(texts))  # literal variants merge
+    assert literal_keys([]) == []
+
+
+def test_literal_key_leaves_bracketed_identifiers_alone() -> None:
+    from deskprof.analysis.fingerprint import literal_key
+
+    # the tokenizer keeps "[a 5]" whole, so its digit is not a literal
+    assert fingerprint(literal_key("SELECT [a 5] FROM t")) == fingerprint("SELECT [a 5] FROM t")
+
+
+def test_series_matches_scalar_on_mixed_texts() -> None:
+    texts = _variants() + _EDGES
+    statements = pd.Series(texts * 2 + [None, ""], index=range(100, 100 + 2 * len(texts) + 2))
+    out = fingerprint_series(statements)
+    expected = [fingerprint(s) for s in texts * 2] + ["", ""]
+    assert out["fingerprint"].tolist() == expected
+    assert out["fingerprint_id"].tolist() == [fingerprint_id(f) for f in expected]
+    assert out["operation"].tolist() == [operation(f) for f in expected]
+    assert list(out.index) == list(statements.index)
