@@ -13,7 +13,9 @@ Handlers are ``module:qualname`` (from the probe); stack frames are py-spy's
 its last part: py-spy may or may not qualify methods) and its file path ends with the
 module's path (``opendesk/api/tickets.py`` or ``.../__init__.py``); matching path suffixes
 rather than guessing a module from an absolute path works for source checkouts,
-site-packages and relative paths alike.
+site-packages and relative paths alike. A function defined inside a handler
+(``export_csv.<locals>.stream``, a streaming response's body) is the handler's code too:
+it often runs after the handler returned, when only it is left on the stack.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class HandlerMatcher:
 
     def _match(self, label: str) -> str:
         function, file, _ = parse_frame(label)
+        # code nested in a handler ("export_csv.<locals>.stream") is the handler's
+        function = function.split(".<locals>.", 1)[0]
         candidates = self._by_name.get(function.rsplit(".", 1)[-1])
         if not candidates:
             return ""

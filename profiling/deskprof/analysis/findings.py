@@ -110,6 +110,7 @@ class Thresholds:
     # memory
     memory_peak_min_share: float = 0.25  # of the high-water mark
     memory_peak_min_bytes: int = 1 << 20
+    memory_peak_min_rss_share: float = 0.15  # of the processes' RSS at the peak
     memory_growth_min_bytes: int = 10 << 20
     memory_growth_min_r2: float = 0.6
     # severity from the share of the endpoint's median latency a fix would save
@@ -274,7 +275,7 @@ def _detectors() -> list[_Detector]:
             "memory_peak",
             ("allocations", "stacks"),
             detectors_profile.detect_memory_peaks,
-            args=("allocations", "stacks", "requests"),
+            args=("allocations", "stacks", "requests", "memory"),
         ),
         _Detector(
             "memory_growth",
