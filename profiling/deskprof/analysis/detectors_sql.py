@@ -135,9 +135,20 @@ def top_endpoint(frame: pd.DataFrame) -> str:
     return str(in_requests.groupby("endpoint")["duration_ns"].sum().idxmax())
 
 
-def _reads(queries: pd.DataFrame) -> pd.DataFrame:
-    ok = queries["error"].fillna("") == "" if "error" in queries else True
-    return queries[(queries["operation"] == "SELECT") & ok]
+def _reads(
+    queries: pd.DataFrame, columns: list[str] | None = None, *, in_requests: bool = False
+) -> pd.DataFrame:
+    """The SELECTs that did not fail (and ran inside a request, when ``in_requests``).
+
+    ``columns`` keeps only those columns: a boolean filter copies every column it keeps,
+    and copying a million statement texts costs more than the detector's own work."""
+    keep = (queries["operation"] == "SELECT").to_numpy(dtype=bool)
+    if "error" in queries:
+        keep = keep & (queries["error"].fillna("") == "").to_numpy(dtype=bool)
+    if in_requests:
+        keep = keep & (queries["request_id"] != "").to_numpy(dtype=bool)
+    frame = queries if columns is None else queries[[c for c in columns if c in queries]]
+    return frame[keep]
 
 
 # --- N+1 -----------------------------------------------------------------------------
@@ -151,24 +162,13 @@ def detect_n_plus_one(
     ``n_plus_one_min_total_ms`` there (Sentry's rule). One finding per endpoint, fingerprint
     and call site; saving = (repeats - 1) x mean duration, averaged over affected requests."""
     t = thresholds or Thresholds()
-    reads = _reads(queries)
-    reads = reads[reads["request_id"] != ""]
+    keys = ["endpoint", "fingerprint_id", "call_site", "request_id"]
+    reads = _reads(
+        queries, [*keys, "duration_ns", "fingerprint", "call_function"], in_requests=True
+    )
     if reads.empty:
         return []
-    per_request = (
-        reads.groupby(["endpoint", "fingerprint_id", "call_site", "request_id"], sort=False)
-        .agg(
-            repeats=("duration_ns", "size"),
-            total_ns=("duration_ns", "sum"),
-            fingerprint=("fingerprint", "first"),
-            call_function=("call_function", "first"),
-        )
-        .reset_index()
-    )
-    hits = per_request[
-        (per_request["repeats"] >= t.n_plus_one_min_repeats)
-        & (per_request["total_ns"] >= t.n_plus_one_min_total_ms * NS_PER_MS)
-    ].copy()
+    hits = _repeated_in_request(reads, keys, t)
     if hits.empty:
         return []
     hits["saving_ms"] = (hits["repeats"] - 1) * (hits["total_ns"] / hits["repeats"]) / NS_PER_MS
@@ -219,6 +219,34 @@ def detect_n_plus_one(
     return findings
 
 
+def _repeated_in_request(reads: pd.DataFrame, keys: list[str], t: Thresholds) -> pd.DataFrame:
+    """Per (endpoint, fingerprint, call site, request) group over the N+1 thresholds: the
+    keys, ``repeats``, ``total_ns`` and the first row's ``fingerprint`` and
+    ``call_function``, groups in order of first appearance.
+
+    Counts and sums come from the integer group numbers (``np.bincount``), and the string
+    columns are read only for the groups that pass: a million reads make a few hundred
+    thousand groups, of which a handful are N+1."""
+    group = reads.groupby(keys, sort=False).ngroup().to_numpy()
+    n_groups = int(group.max()) + 1
+    repeats = np.bincount(group, minlength=n_groups).astype(np.int64)
+    # float64 sums of integer nanoseconds are exact below 2**53 ns (104 days per group)
+    total_ns = np.bincount(
+        group, weights=reads["duration_ns"].to_numpy(dtype=np.float64), minlength=n_groups
+    ).astype(np.int64)
+    passed = np.flatnonzero(
+        (repeats >= t.n_plus_one_min_repeats) & (total_ns >= t.n_plus_one_min_total_ms * NS_PER_MS)
+    )
+    first_row = np.full(n_groups, -1, dtype=np.int64)
+    first_row[group[::-1]] = np.arange(len(group) - 1, -1, -1)
+    rows = first_row[passed]
+    columns = [*keys, "fingerprint", "call_function"]
+    hits = reads[columns].iloc[rows].reset_index(drop=True)
+    hits.insert(len(keys), "repeats", repeats[passed])
+    hits.insert(len(keys) + 1, "total_ns", total_ns[passed])
+    return hits
+
+
 # --- slow query ----------------------------------------------------------------------
 
 
@@ -230,17 +258,20 @@ def detect_slow_queries(
     (what making it negligible would give), labelled as such."""
     t = thresholds or Thresholds()
     ok = queries["error"].fillna("") == "" if "error" in queries else True
-    queries = queries[ok]
+    columns = ["fingerprint_id", "duration_ns", "endpoint", "request_id", "fingerprint"]
+    queries = queries[[*columns, "call_site"]][ok]
     if queries.empty:
         return []
-    grouped = queries.groupby("fingerprint_id")["duration_ns"]
+    by_fingerprint = queries.groupby("fingerprint_id")
+    grouped = by_fingerprint["duration_ns"]
     p95 = grouped.quantile(0.95) / NS_PER_MS
     calls = grouped.size()
     slow = p95[(p95 >= t.slow_query_p95_ms) & (calls >= t.slow_query_min_calls)]
     stats = endpoint_stats(requests)
+    positions = by_fingerprint.indices if len(slow) else {}
     findings = []
     for fp_id, p95_ms in slow.items():
-        rows = queries[queries["fingerprint_id"] == fp_id]
+        rows = queries.iloc[positions[fp_id]]
         endpoint = top_endpoint(rows)
         at_endpoint = rows[rows["endpoint"] == endpoint] if endpoint else rows
         affected = int(at_endpoint["request_id"].nunique()) if endpoint else len(rows)
