@@ -54,6 +54,8 @@ def split_frame(frame: str) -> tuple[str, str, int]:
 
 def is_application(file: str) -> bool:
     path = file.replace("\\", "/")
+    if path.startswith("<"):  # generated code: <string>, <frozen ...>, <sqlalchemy generated>
+        return False
     return bool(path) and not any(marker in path for marker in _LIBRARY)
 
 
