@@ -42,6 +42,12 @@ SIZES = {
     "small": SeedSize(
         agents=24, customers=300, tickets=2_000, comments=10_000, articles=60, ratings=300
     ),
+    # big enough that every planted problem is measurably real (the streaming export
+    # sends five 2,000-row chunks instead of one), small enough to seed in about a second:
+    # what the end-to-end tests capture
+    "medium": SeedSize(
+        agents=24, customers=600, tickets=10_000, comments=10_000, articles=60, ratings=300
+    ),
     "demo": SeedSize(
         agents=200,
         customers=20_000,

@@ -20,7 +20,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size",
         default=defaults.size,
-        help=f"data set: small, demo or large (default {defaults.size})",
+        help=f"data set: small, medium, demo or large (default {defaults.size})",
     )
     parser.add_argument(
         "--capture-seconds",
@@ -44,6 +44,12 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         "--users", type=int, default=defaults.users, help="virtual users during captures"
     )
     parser.add_argument(
+        "--workload",
+        default=defaults.workload,
+        help=f"workload of the captures: a built-in scenario or a locustfile "
+        f"(default {defaults.workload})",
+    )
+    parser.add_argument(
         "--findings-dir",
         type=Path,
         default=defaults.findings_dir,
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             trial_s=args.trial_seconds,
             blocks=args.blocks,
             users=args.users,
+            workload=args.workload,
             findings_dir=args.findings_dir,
             name=args.name,
         )
