@@ -50,6 +50,12 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         f"(default {defaults.workload})",
     )
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=defaults.rate,
+        help=f"experiment load, requests per second, open loop (default {defaults.rate:g})",
+    )
+    parser.add_argument(
         "--findings-dir",
         type=Path,
         default=defaults.findings_dir,
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             blocks=args.blocks,
             users=args.users,
             workload=args.workload,
+            rate=args.rate,
             findings_dir=args.findings_dir,
             name=args.name,
         )
