@@ -210,16 +210,6 @@ class ProbeSource(Source):
         self._warn(writer, summary, reasons, tables)
         overhead = writer.manifest.setdefault("overhead", {})
         overhead["sql"] = self._overhead(tables, start_ns, end_ns)
-        if "cpu" in self.options.sources:
-            overhead.setdefault(
-                "cpu",
-                {
-                    "rate_hz": self.options.cpu_rate,
-                    "note": "py-spy samples from outside (--nonblocking: the target is not "
-                    "paused); its cost is host CPU and cache, measured end to end by "
-                    "benchmarks/capture_overhead.py",
-                },
-            )
         return reasons
 
     def _restored(self) -> bool:

@@ -63,6 +63,11 @@ class SystemSource(Source):
         if self.sampler is None:
             return ["did not run"]
         writer.write_table("metrics", self.sampler.frame())
+        writer.manifest.setdefault("overhead", {})["system"] = {
+            "rate_hz": 10,
+            "how": "psutil reads /proc for each target PID from the capturing process; "
+            "the target does no work for it",
+        }
         return []
 
 
