@@ -7,8 +7,8 @@ reports, the CSV export, comments): one of the first version (``OPENDESK_FIXES=n
 and one with every fix on. The detectors run with their default thresholds, and EXPLAIN
 runs on each capture's own SQLite file.
 
-The data set is seeded once for this module, larger than the ``small`` seed: 10,000
-tickets instead of 2,000. The small seed's whole export (2,000 tickets) fits in the one
+The data set is the ``medium`` seed, seeded once for this module: 10,000 tickets instead
+of the ``small`` seed's 2,000. The small seed's whole export (2,000 tickets) fits in the one
 2,000-row chunk the streaming export sends at a time, so there streaming cannot flatten
 memory and "export built whole in memory" is not a real difference between the two
 versions; with five chunks it is. Comments stay at one per ticket so the lists' N+1
@@ -31,19 +31,16 @@ import pytest
 from deskprof.analysis import open_capture
 from deskprof.analysis.findings import detect_all
 from deskprof.cli import main
-from opendesk import seed as opendesk_seed
 from opendesk.config import Settings
 from opendesk.db import make_engine
 from opendesk.redis_server import free_port
+from opendesk.seed import seed
 from tests.conftest import ANCHOR
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD = ROOT / "tests" / "workloads" / "acceptance.py"
-SIZE = opendesk_seed.SeedSize(
-    agents=24, customers=600, tickets=10_000, comments=10_000, articles=60, ratings=300
-)
 DURATION_S = 12
 LIST, REPORTS, EXPORT = "GET /tickets", "GET /reports/{name}", "GET /tickets/export.csv"
 # each planted problem: (kind, endpoints where it belongs)
@@ -62,9 +59,7 @@ PLANTED = {
 def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("acceptance-db") / "opendesk.sqlite3"
     engine = make_engine(Settings(database_url=f"sqlite:///{path}"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(opendesk_seed.SIZES, "acceptance", SIZE)
-        opendesk_seed.seed(engine, "acceptance", anchor=ANCHOR)
+    seed(engine, "medium", anchor=ANCHOR)
     engine.dispose()
     return path
 
