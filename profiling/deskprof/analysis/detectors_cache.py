@@ -41,7 +41,7 @@ def report_like(fp: str) -> bool:
 
 
 def _write_times(queries: pd.DataFrame) -> dict[str, np.ndarray]:
-    writes = queries[queries["operation"].isin(WRITES)]
+    writes = queries[["fingerprint", "start_ns"]][queries["operation"].isin(WRITES)]
     times: dict[str, list[int]] = {}
     for fp, starts in writes.groupby("fingerprint")["start_ns"]:
         for table in tables_in(fp):
@@ -49,13 +49,48 @@ def _write_times(queries: pd.DataFrame) -> dict[str, np.ndarray]:
     return {table: np.sort(np.asarray(v, dtype=np.int64)) for table, v in times.items()}
 
 
-def _writes_between(times: dict[str, np.ndarray], tables: list[str], lo: int, hi: int) -> int:
-    count = 0
-    for table in tables:
-        arr = times.get(table)
-        if arr is not None and len(arr):
-            count += int(np.searchsorted(arr, hi) - np.searchsorted(arr, lo, side="right"))
-    return count
+def _cacheable_runs(
+    reads: pd.DataFrame, tables: dict[str, list[str]], writes: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """The rows of ``reads`` that an earlier request had already read with no write to
+    their tables since.
+
+    Reads are keyed by (endpoint, fingerprint, parameters); within a key, in time order,
+    each request's run of executions is cacheable when the key's previous run (an
+    earlier request) started after the last write to its tables before this run ended.
+    All keys at once: runs are numbered over the key-then-time order, and writes are
+    counted per table with one ``searchsorted`` over all runs that read it. Rows come back
+    key by key (keys in order of their first read), in time order within a key."""
+    reads = reads.sort_values("start_ns", kind="stable")
+    key = reads.groupby(["endpoint", "fingerprint_id", "parameters"], sort=False).ngroup()
+    order = np.argsort(key.to_numpy(), kind="stable")
+    rows = reads.iloc[order]
+    key_codes = key.to_numpy()[order]
+    request_codes = pd.factorize(rows["request_id"])[0]
+    starts = rows["start_ns"].to_numpy(dtype=np.int64)
+    new_run = np.ones(len(rows), dtype=bool)
+    new_run[1:] = (key_codes[1:] != key_codes[:-1]) | (request_codes[1:] != request_codes[:-1])
+    run_of_row = np.cumsum(new_run) - 1
+    run_start = np.flatnonzero(new_run)
+    run_end = np.append(run_start[1:], len(rows)) - 1
+    first_ns, last_ns = starts[run_start], starts[run_end]
+    run_key = key_codes[run_start]
+    has_previous = np.zeros(len(run_start), dtype=bool)
+    has_previous[1:] = run_key[1:] == run_key[:-1]
+    previous_first = np.zeros(len(run_start), dtype=np.int64)
+    previous_first[1:] = first_ns[:-1]
+    run_fp, fps = pd.factorize(rows["fingerprint"].to_numpy(dtype=object)[run_start])
+    between = np.zeros(len(run_start), dtype=np.int64)
+    for table, times in writes.items():
+        reads_table = np.array([table in tables[fp] for fp in fps], dtype=bool)[run_fp]
+        if not len(times) or not reads_table.any():
+            continue
+        counted = np.searchsorted(times, last_ns) - np.searchsorted(
+            times, previous_first, side="right"
+        )
+        between += np.where(reads_table, counted, 0)
+    ok_run = has_previous & (between == 0)
+    return rows[ok_run[run_of_row]]
 
 
 def detect_uncached_reads(
@@ -75,42 +110,21 @@ def detect_uncached_reads(
     ``uncached_min_ms`` over ``uncached_min_requests`` requests; the saving is that DB
     time (a lower bound: the Python work on the rows is saved too)."""
     t = thresholds or Thresholds()
-    reads = _reads(queries)
-    reads = reads[reads["request_id"] != ""]
+    columns = ["endpoint", "fingerprint_id", "fingerprint", "parameters", "request_id"]
+    reads = _reads(queries, [*columns, "start_ns", "duration_ns"], in_requests=True)
     if reads.empty:
         return []
     kept = values_kept(reads["parameters"], parameters_kept)
-    if not kept:
-        shapes = {fp: report_like(fp) for fp in reads["fingerprint"].unique()}
-        reads = reads[reads["fingerprint"].map(shapes)]
-    tables = {fp: tables_in(fp) for fp in reads["fingerprint"].unique()}
-    reads = reads[reads["fingerprint"].map(lambda fp: bool(tables[fp]))]
+    # judge each distinct fingerprint once, then keep its rows by integer code
+    codes, uniques = pd.factorize(reads["fingerprint"])
+    tables = {fp: tables_in(fp) for fp in uniques}
+    wanted = np.array([bool(tables[fp]) and (kept or report_like(fp)) for fp in uniques])
+    reads = reads[wanted[codes]] if len(uniques) else reads
     if reads.empty:
         return []
-    writes = _write_times(queries)
-    reads = reads.sort_values("start_ns", kind="stable")
-    cacheable_parts = []
-    for (_endpoint, _fp, _params), rows in reads.groupby(
-        ["endpoint", "fingerprint_id", "parameters"], sort=False
-    ):
-        if rows["request_id"].nunique() < 2:
-            continue
-        streak = (rows["request_id"] != rows["request_id"].shift()).cumsum()
-        runs = rows.groupby(streak, sort=True).agg(
-            first_ns=("start_ns", "first"), last_ns=("start_ns", "last")
-        )
-        previous_first = runs["first_ns"].shift()
-        fp_tables = tables[str(rows["fingerprint"].iloc[0])]
-        ok_runs = [
-            run
-            for run, prev, last in zip(runs.index, previous_first, runs["last_ns"], strict=True)
-            if not pd.isna(prev) and _writes_between(writes, fp_tables, int(prev), int(last)) == 0
-        ]
-        if ok_runs:
-            cacheable_parts.append(rows[streak.isin(ok_runs)])
-    if not cacheable_parts:
+    cacheable = _cacheable_runs(reads, tables, _write_times(queries))
+    if cacheable.empty:
         return []
-    cacheable = pd.concat(cacheable_parts)
     stats = endpoint_stats(requests)
     findings = []
     for endpoint, rows in cacheable.groupby("endpoint", sort=False):

@@ -18,7 +18,6 @@ import re
 from typing import Any
 
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from deskprof.analysis.detectors_sql import (
     NS_PER_MS,
@@ -71,6 +70,17 @@ def offset_value(statement: str, parameters: str) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _cached_offset(
+    cache: dict[tuple[str, str], int | None], statement: str, parameters: str
+) -> int | None:
+    """:func:`offset_value`, once per distinct (statement, parameters): with values
+    redacted, a page query has a handful of those over thousands of executions."""
+    key = (statement, parameters)
+    if key not in cache:
+        cache[key] = offset_value(statement, parameters)
+    return cache[key]
+
+
 def detect_deep_pagination(
     queries: pd.DataFrame,
     requests: pd.DataFrame,
@@ -84,8 +94,8 @@ def detect_deep_pagination(
     Saving = the COUNT's time per page plus, when depth is known and latency grows, the
     page query's time above its shallowest pages."""
     t = thresholds or Thresholds()
-    reads = _reads(queries)
-    reads = reads[reads["request_id"] != ""]
+    columns = ["endpoint", "fingerprint", "request_id", "statement", "parameters", "duration_ns"]
+    reads = _reads(queries, ["fingerprint", "parameters"], in_requests=True)
     if reads.empty:
         return []
     fps = reads["fingerprint"].unique()
@@ -94,6 +104,11 @@ def detect_deep_pagination(
     if not page_fps:
         return []
     kept = values_kept(reads["parameters"], parameters_kept)
+    # only page and count rows matter from here on: keep just those, statement included
+    relevant = queries["fingerprint"].isin(page_fps + count_fps).to_numpy(dtype=bool)
+    narrow = queries[[c for c in [*columns, "operation", "error"] if c in queries]]
+    reads = _reads(narrow[relevant], columns, in_requests=True)
+    offset_of: dict[tuple[str, str], int | None] = {}
     stats = endpoint_stats(requests)
     findings = []
     for (endpoint, fp), pages in reads[reads["fingerprint"].isin(page_fps)].groupby(
@@ -119,7 +134,7 @@ def detect_deep_pagination(
 
         offsets = pd.Series(
             [
-                offset_value(s, p)
+                _cached_offset(offset_of, s, p)
                 for s, p in zip(pages["statement"], pages["parameters"], strict=True)
             ],
             index=pages.index,
@@ -132,6 +147,8 @@ def detect_deep_pagination(
             max_offset = int(known["offset"].max())
             depth.update(max_offset=max_offset, pages_seen=len(known))
             if known["offset"].nunique() >= 3:
+                from scipy import stats as scipy_stats  # seconds to import: only when needed
+
                 rho, p_value = scipy_stats.spearmanr(known["offset"], known["duration_ns"])
                 grows = bool(rho >= 0.3 and p_value <= 0.05)
                 depth.update(spearman_rho=round(float(rho), 3), p_value=float(p_value))
