@@ -170,8 +170,17 @@ def test_memory_growth_on_a_steady_slope_and_not_on_a_sawtooth():
     assert detect_memory_growth(sawtooth, empty, stacks({1: SLA})) == []
 
 
-def test_memory_growth_from_leaked_records_names_the_endpoint():
-    flat = snapshots(np.full(30, 10 << 20, dtype=np.int64))
+def test_memory_growth_names_the_endpoint_whose_allocations_stay_alive():
+    growing = snapshots(np.linspace(10 << 20, 60 << 20, 60).astype(np.int64))
     leaked = allocations([("leaked", 1, 30 << 20, "POST /tickets")])
-    found = detect_memory_growth(flat, leaked, stacks({1: EXPORT}))
-    assert [(f.kind, f.endpoint) for f in found] == [("memory_growth", "POST /tickets")]
+    found = detect_memory_growth(growing, leaked, stacks({1: EXPORT}))
+    assert [(f.kind, f.endpoint, f.severity) for f in found] == [
+        ("memory_growth", "POST /tickets", "high")
+    ]
+
+
+def test_allocations_alive_at_detach_on_a_flat_heap_are_not_growth():
+    # an export still being written when memray detached: alive, but about to be freed
+    flat = snapshots(np.full(30, 10 << 20, dtype=np.int64))
+    leaked = allocations([("leaked", 1, 30 << 20, "GET /tickets/export.csv")])
+    assert detect_memory_growth(flat, leaked, stacks({1: EXPORT})) == []

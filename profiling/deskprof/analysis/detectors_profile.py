@@ -338,9 +338,11 @@ def detect_memory_growth(
     thresholds: Thresholds | None = None,
 ) -> list[Finding]:
     """Memory that grows and is never freed: per process, a steady heap (else RSS) slope
-    adding ``memory_growth_min_bytes`` over the capture with r² ≥ ``memory_growth_min_r2``,
-    or leaked allocations (memray's records never freed) of that size. The endpoint is the
-    one whose stacks leaked most, else ``""``."""
+    adding ``memory_growth_min_bytes`` over the capture with r² ≥ ``memory_growth_min_r2``.
+    The endpoint is the one whose stacks leaked most (memray's records still alive at the
+    end), else ``""``. Leaked records alone are not growth: when memray detaches, every
+    request still in flight (a CSV export half-written) holds memory it would have freed a
+    moment later, so only a rising heap says the memory is really kept."""
     t = thresholds or Thresholds()
     leaked = allocations[allocations["kind"] == "leaked"] if not allocations.empty else allocations
     leaked_by_endpoint = pd.Series(dtype=float)
@@ -368,7 +370,7 @@ def detect_memory_growth(
                     "seconds": round(seconds, 1),
                 }
             )
-    if not growing and leaked_total < t.memory_growth_min_bytes:
+    if not growing:
         return []
     named = leaked_by_endpoint[leaked_by_endpoint.index != ""]
     endpoint = str(named.index[-1]) if len(named) else ""
@@ -386,7 +388,7 @@ def detect_memory_growth(
     return [
         Finding(
             kind="memory_growth",
-            severity="high" if growing and leaked_total >= t.memory_growth_min_bytes else "medium",
+            severity="high" if leaked_total >= t.memory_growth_min_bytes else "medium",
             endpoint=endpoint,
             title=(
                 f"Memory growth never freed: {max(grown, leaked_total) / MB:.1f} MiB "
