@@ -42,8 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.paths or sorted((ROOT / "notebooks").glob("*.ipynb"))
     dirty = []
     for path in paths:
-        before = path.read_text(encoding="utf-8")
-        notebook = strip(nbformat.reads(before, as_version=4))
+        if path.suffix != ".ipynb":
+            continue  # so `strip_notebooks.py notebooks/*` can be given the README too
+        try:
+            before = path.read_text(encoding="utf-8")
+            notebook = strip(nbformat.reads(before, as_version=4))
+        except (OSError, UnicodeDecodeError, nbformat.reader.NotJSONError) as exc:
+            print(f"{path}: not a readable notebook ({type(exc).__name__}); fix or remove it")
+            return 2
         after = nbformat.writes(notebook) + "\n"
         if after != before:
             dirty.append(path)
