@@ -31,3 +31,19 @@ def test_notebook_metadata_is_what_the_harness_reads(path):
     assert not unknown, f"{path.name}: requires {unknown}; known: {sorted(KNOWN_REQUIREMENTS)}"
     assert isinstance(settings.get("ci_parameters") or {}, dict)
     assert int(settings.get("timeout_s", 300)) > 0
+
+
+@pytest.mark.integration
+def test_notebooks_get_a_seeded_postgresql_database_of_their_own(notebook_postgres):
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from opendesk.seed import seeded_as
+    from tests.conftest import PG_ADMIN_URL
+
+    assert make_url(notebook_postgres).database != make_url(PG_ADMIN_URL).database
+    engine = create_engine(notebook_postgres)
+    try:
+        assert seeded_as(engine)["seed_size"] == "small"
+    finally:
+        engine.dispose()
