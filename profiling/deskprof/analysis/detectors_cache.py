@@ -17,9 +17,9 @@ import pandas as pd
 from deskprof.analysis.detectors_sql import (
     NS_PER_MS,
     WRITES,
-    _reads,
     _stat,
     endpoint_stats,
+    read_rows,
     tables_in,
     values_kept,
 )
@@ -50,7 +50,7 @@ def _write_times(queries: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _cacheable_runs(
-    reads: pd.DataFrame, tables: dict[str, list[str]], writes: dict[str, np.ndarray]
+    reads: pd.DataFrame, tables_by_id: dict[str, list[str]], writes: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     """The rows of ``reads`` that an earlier request had already read with no write to
     their tables since.
@@ -79,10 +79,10 @@ def _cacheable_runs(
     has_previous[1:] = run_key[1:] == run_key[:-1]
     previous_first = np.zeros(len(run_start), dtype=np.int64)
     previous_first[1:] = first_ns[:-1]
-    run_fp, fps = pd.factorize(rows["fingerprint"].to_numpy(dtype=object)[run_start])
+    run_fp, fp_ids = pd.factorize(rows["fingerprint_id"].iloc[run_start])
     between = np.zeros(len(run_start), dtype=np.int64)
     for table, times in writes.items():
-        reads_table = np.array([table in tables[fp] for fp in fps], dtype=bool)[run_fp]
+        reads_table = np.array([table in tables_by_id[i] for i in fp_ids], dtype=bool)[run_fp]
         if not len(times) or not reads_table.any():
             continue
         counted = np.searchsorted(times, last_ns) - np.searchsorted(
@@ -110,21 +110,29 @@ def detect_uncached_reads(
     ``uncached_min_ms`` over ``uncached_min_requests`` requests; the saving is that DB
     time (a lower bound: the Python work on the rows is saved too)."""
     t = thresholds or Thresholds()
-    columns = ["endpoint", "fingerprint_id", "fingerprint", "parameters", "request_id"]
-    reads = _reads(queries, [*columns, "start_ns", "duration_ns"], in_requests=True)
-    if reads.empty:
+    columns = ["endpoint", "fingerprint_id", "parameters", "request_id", "start_ns"]
+    positions = read_rows(queries, in_requests=True)
+    if not len(positions):
         return []
+    reads = queries[[*columns, "duration_ns"]].iloc[positions]
     kept = values_kept(reads["parameters"], parameters_kept)
-    # judge each distinct fingerprint once, then keep its rows by integer code
-    codes, uniques = pd.factorize(reads["fingerprint"])
-    tables = {fp: tables_in(fp) for fp in uniques}
-    wanted = np.array([bool(tables[fp]) and (kept or report_like(fp)) for fp in uniques])
-    reads = reads[wanted[codes]] if len(uniques) else reads
+    # judge each distinct fingerprint once (its text read from its first row), then keep
+    # its rows by integer code: the fingerprint texts of every row are never copied
+    codes, fp_ids = pd.factorize(reads["fingerprint_id"])
+    first = np.full(len(fp_ids), -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    fp_texts = [str(fp) for fp in queries["fingerprint"].iloc[positions[first]]]
+    text_of = dict(zip(fp_ids, fp_texts, strict=True))
+    tables = {fp: tables_in(fp) for fp in fp_texts}
+    tables_by_id = {i: tables[fp] for i, fp in text_of.items()}
+    wanted = np.array([bool(tables[fp]) and (kept or report_like(fp)) for fp in fp_texts])
+    reads = reads[wanted[codes]] if len(fp_ids) else reads
     if reads.empty:
         return []
-    cacheable = _cacheable_runs(reads, tables, _write_times(queries))
+    cacheable = _cacheable_runs(reads, tables_by_id, _write_times(queries))
     if cacheable.empty:
         return []
+    cacheable = cacheable.assign(fingerprint=cacheable["fingerprint_id"].map(text_of))
     stats = endpoint_stats(requests)
     findings = []
     for endpoint, rows in cacheable.groupby("endpoint", sort=False):

@@ -17,6 +17,7 @@ import json
 import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from deskprof.analysis.detectors_sql import (
@@ -24,6 +25,7 @@ from deskprof.analysis.detectors_sql import (
     _reads,
     _stat,
     endpoint_stats,
+    read_rows,
     tables_in,
     values_kept,
 )
@@ -95,17 +97,22 @@ def detect_deep_pagination(
     page query's time above its shallowest pages."""
     t = thresholds or Thresholds()
     columns = ["endpoint", "fingerprint", "request_id", "statement", "parameters", "duration_ns"]
-    reads = _reads(queries, ["fingerprint", "parameters"], in_requests=True)
-    if reads.empty:
+    positions = read_rows(queries, in_requests=True)
+    if not len(positions):
         return []
-    fps = reads["fingerprint"].unique()
+    # each distinct fingerprint's text, read from its first row (not copied for every row)
+    codes, fp_ids = pd.factorize(queries["fingerprint_id"].iloc[positions])
+    first = np.full(len(fp_ids), -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    fps = [str(fp) for fp in queries["fingerprint"].iloc[positions[first]]]
     page_fps = [fp for fp in fps if is_page_query(fp)]
     count_fps = [fp for fp in fps if fp.lower().startswith("select count(")]
     if not page_fps:
         return []
-    kept = values_kept(reads["parameters"], parameters_kept)
+    kept = values_kept(queries["parameters"].iloc[positions], parameters_kept)
     # only page and count rows matter from here on: keep just those, statement included
-    relevant = queries["fingerprint"].isin(page_fps + count_fps).to_numpy(dtype=bool)
+    wanted = {i for i, fp in zip(fp_ids, fps, strict=True) if fp in page_fps or fp in count_fps}
+    relevant = queries["fingerprint_id"].isin(wanted).to_numpy(dtype=bool)
     narrow = queries[[c for c in [*columns, "operation", "error"] if c in queries]]
     reads = _reads(narrow[relevant], columns, in_requests=True)
     offset_of: dict[tuple[str, str], int | None] = {}

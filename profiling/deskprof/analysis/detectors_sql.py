@@ -135,20 +135,27 @@ def top_endpoint(frame: pd.DataFrame) -> str:
     return str(in_requests.groupby("endpoint")["duration_ns"].sum().idxmax())
 
 
-def _reads(
-    queries: pd.DataFrame, columns: list[str] | None = None, *, in_requests: bool = False
-) -> pd.DataFrame:
-    """The SELECTs that did not fail (and ran inside a request, when ``in_requests``).
-
-    ``columns`` keeps only those columns: a boolean filter copies every column it keeps,
-    and copying a million statement texts costs more than the detector's own work."""
+def read_rows(queries: pd.DataFrame, *, in_requests: bool = False) -> np.ndarray:
+    """Positions of the SELECTs that did not fail (and ran inside a request, when
+    ``in_requests``), in table order."""
     keep = (queries["operation"] == "SELECT").to_numpy(dtype=bool)
     if "error" in queries:
         keep = keep & (queries["error"].fillna("") == "").to_numpy(dtype=bool)
     if in_requests:
         keep = keep & (queries["request_id"] != "").to_numpy(dtype=bool)
+    return np.flatnonzero(keep)
+
+
+def _reads(
+    queries: pd.DataFrame, columns: list[str] | None = None, *, in_requests: bool = False
+) -> pd.DataFrame:
+    """The rows of :func:`read_rows`, index kept.
+
+    ``columns`` keeps only those columns: a filter copies every column it keeps, and
+    copying a million statement or fingerprint texts costs more than a detector's own
+    work (detectors fetch those texts for the few rows they report)."""
     frame = queries if columns is None else queries[[c for c in columns if c in queries]]
-    return frame[keep]
+    return frame.iloc[read_rows(queries, in_requests=in_requests)]
 
 
 # --- N+1 -----------------------------------------------------------------------------
@@ -163,12 +170,13 @@ def detect_n_plus_one(
     and call site; saving = (repeats - 1) x mean duration, averaged over affected requests."""
     t = thresholds or Thresholds()
     keys = ["endpoint", "fingerprint_id", "call_site", "request_id"]
-    reads = _reads(
-        queries, [*keys, "duration_ns", "fingerprint", "call_function"], in_requests=True
-    )
-    if reads.empty:
+    rows = read_rows(queries, in_requests=True)
+    if not len(rows):
         return []
+    reads = queries[[*keys, "duration_ns", "call_function"]].iloc[rows]
     hits = _repeated_in_request(reads, keys, t)
+    hits.insert(len(keys) + 2, "fingerprint", queries["fingerprint"].iloc[rows[hits["row"]]].array)
+    hits = hits.drop(columns="row")
     if hits.empty:
         return []
     hits["saving_ms"] = (hits["repeats"] - 1) * (hits["total_ns"] / hits["repeats"]) / NS_PER_MS
@@ -221,8 +229,8 @@ def detect_n_plus_one(
 
 def _repeated_in_request(reads: pd.DataFrame, keys: list[str], t: Thresholds) -> pd.DataFrame:
     """Per (endpoint, fingerprint, call site, request) group over the N+1 thresholds: the
-    keys, ``repeats``, ``total_ns`` and the first row's ``fingerprint`` and
-    ``call_function``, groups in order of first appearance.
+    keys, ``repeats``, ``total_ns``, the first row's ``call_function`` and its position in
+    ``reads`` (``row``), groups in order of first appearance.
 
     Counts and sums come from the integer group numbers (``np.bincount``), and the string
     columns are read only for the groups that pass: a million reads make a few hundred
@@ -240,10 +248,10 @@ def _repeated_in_request(reads: pd.DataFrame, keys: list[str], t: Thresholds) ->
     first_row = np.full(n_groups, -1, dtype=np.int64)
     first_row[group[::-1]] = np.arange(len(group) - 1, -1, -1)
     rows = first_row[passed]
-    columns = [*keys, "fingerprint", "call_function"]
-    hits = reads[columns].iloc[rows].reset_index(drop=True)
+    hits = reads[[*keys, "call_function"]].iloc[rows].reset_index(drop=True)
     hits.insert(len(keys), "repeats", repeats[passed])
     hits.insert(len(keys) + 1, "total_ns", total_ns[passed])
+    hits["row"] = rows
     return hits
 
 
@@ -258,8 +266,10 @@ def detect_slow_queries(
     (what making it negligible would give), labelled as such."""
     t = thresholds or Thresholds()
     ok = queries["error"].fillna("") == "" if "error" in queries else True
-    columns = ["fingerprint_id", "duration_ns", "endpoint", "request_id", "fingerprint"]
-    queries = queries[[*columns, "call_site"]][ok]
+    ok_rows = np.flatnonzero(np.asarray(ok, dtype=bool) & np.ones(len(queries), dtype=bool))
+    fingerprints = queries["fingerprint"]
+    columns = ["fingerprint_id", "duration_ns", "endpoint", "request_id", "call_site"]
+    queries = queries[columns].iloc[ok_rows]
     if queries.empty:
         return []
     by_fingerprint = queries.groupby("fingerprint_id")
@@ -281,7 +291,7 @@ def detect_slow_queries(
             rows[rows["endpoint"] != ""].groupby("endpoint")["duration_ns"].sum() / NS_PER_MS
         ).sort_values(ascending=False)
         evidence = {
-            "fingerprint": str(rows["fingerprint"].iloc[0]),
+            "fingerprint": str(fingerprints.iloc[ok_rows[positions[fp_id][0]]]),
             "fingerprint_id": fp_id,
             "calls": len(rows),
             "p50_ms": round(float(rows["duration_ns"].median()) / NS_PER_MS, 3),
