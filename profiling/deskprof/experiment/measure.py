@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from deskprof.workloads.scenarios import SETUP_REQUESTS  # log-ins and setup: not measured
+
 ALL = "(all)"  # the row for the whole trial; target-level metrics live only here
-SETUP_REQUESTS = ("POST /auth/login",)  # each virtual user's log-in, not the workload
 
 
 @dataclass(frozen=True)
