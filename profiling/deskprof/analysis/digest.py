@@ -93,13 +93,17 @@ def _ranked_lists(q: pd.DataFrame, codes: np.ndarray, column: str, n_groups: int
     out: list[list[str]] = [[] for _ in range(n_groups)]
     if column not in q:
         return out
-    values = q[column].astype(str).to_numpy()
-    pairs = pd.DataFrame({"code": codes, "value": values})
-    pairs = pairs[pairs["value"] != ""]
+    # integer codes in sorted order of the values, so "value ascending" is "code ascending"
+    value_codes, values = pd.factorize(q[column].astype(str), sort=True)
+    values = np.asarray(values, dtype=object)
+    keep = value_codes >= 0
+    if "" in set(values):
+        keep &= value_codes != int(np.flatnonzero(values == "")[0])
+    pairs = pd.DataFrame({"code": codes[keep], "value": value_codes[keep]})
     counted = pairs.groupby(["code", "value"], sort=False).size().reset_index(name="n")
     counted = counted.sort_values(["code", "n", "value"], ascending=[True, False, True])
     for code, value in zip(counted["code"], counted["value"], strict=True):
-        out[code].append(value)
+        out[code].append(values[value])
     return out
 
 
@@ -132,8 +136,8 @@ def query_profile(queries: pd.DataFrame, top: int | None = None) -> pd.DataFrame
     profile = pd.DataFrame(
         {
             "fingerprint_id": np.asarray(uniques, dtype=object),
-            "fingerprint": q["fingerprint"].to_numpy(dtype=object)[first_row],
-            "operation": q["operation"].to_numpy(dtype=object)[first_row],
+            "fingerprint": q["fingerprint"].iloc[first_row].to_numpy(dtype=object),
+            "operation": q["operation"].iloc[first_row].to_numpy(dtype=object),
             "calls": calls.astype(np.int64),
             "total_ms": total,
             "mean_ms": total / np.maximum(calls, 1),
