@@ -20,6 +20,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from deskprof.workloads.scenarios import ADMIN, CUSTOMER, DEEP_PAGE, LOGIN, SETUP
 
@@ -55,16 +56,52 @@ def deep_page_numbers(total: int, rng: random.Random, count: int = DEEP_PAGES_PE
 
 
 class Recorder:
-    """Per-process record buffer, written as JSON lines on ``flush()``."""
+    """Per-process record buffer, written as JSON lines on ``flush()``.
+
+    A request is registered when it is sent (``begin``) and recorded when it ends
+    (``finish``). Those still waiting when the run or a trial window ends are recorded by
+    ``abandon`` as failures (status 0) ending then, with latency from their intended start:
+    an overloaded arm must not silently lose its slowest requests. A response that comes
+    after its request was abandoned is not recorded twice.
+    """
 
     def __init__(self, out_dir: str) -> None:
         self.lock = threading.Lock()
         self.rows: list[dict] = []
+        self.pending: dict[str, dict] = {}
         self.path = os.path.join(out_dir, f"workload-{os.getpid()}.jsonl")
+        self.tags: Callable[[int], dict] = lambda _intended_ns: {}
+
+    def begin(self, row: dict) -> None:
+        with self.lock:
+            self.pending[row["request_id"]] = row
+
+    def finish(self, row: dict) -> None:
+        with self.lock:
+            if self.pending.pop(row["request_id"], None) is not None:
+                self.rows.append(row)
 
     def add(self, row: dict) -> None:
         with self.lock:
             self.rows.append(row)
+
+    def in_flight(self, window: str | None = None) -> int:
+        """Requests sent and not yet answered (of one trial window, if given)."""
+        with self.lock:
+            rows = self.pending.values()
+            return sum(1 for r in rows if window in (None, r.get("window")))
+
+    def abandon(self, error: str, window: str | None = None) -> int:
+        """Record every request still waiting (of ``window``, if given) as failed now."""
+        end_ns = time.time_ns()
+        with self.lock:
+            ids = [k for k, r in self.pending.items() if window in (None, r.get("window"))]
+            for request_id in ids:
+                row = self.pending.pop(request_id)
+                row.update(end_ns=end_ns, latency_ns=end_ns - row["intended_ns"])
+                row.update(status=0, error=error)
+                self.rows.append(row)
+        return len(ids)
 
     def flush(self) -> None:
         with self.lock:
@@ -103,6 +140,21 @@ class OpenDeskClient:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         start_ns = time.time_ns()
+        intended = intended_ns or start_ns
+        row = {
+            "name": name,
+            "method": method,
+            "intended_ns": intended,
+            "start_ns": start_ns,
+            "end_ns": start_ns,
+            "latency_ns": 0,
+            "status": 0,
+            "error": "",
+            "user": type(self).__name__,
+            "request_id": request_id,
+            **RECORDER.tags(intended),
+        }
+        RECORDER.begin(row)
         status, error, body = 0, "", None
         try:
             with self.client.request(
@@ -116,21 +168,11 @@ class OpenDeskClient:
                     body = response.json()
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]
+        # a killed greenlet (the run stopping) never gets here: ``abandon`` records it
         end_ns = time.time_ns()
-        intended = intended_ns or start_ns
-        RECORDER.add(
-            {
-                "name": name,
-                "method": method,
-                "intended_ns": intended,
-                "start_ns": start_ns,
-                "end_ns": end_ns,
-                "latency_ns": end_ns - intended,
-                "status": status,
-                "error": error,
-                "user": type(self).__name__,
-                "request_id": request_id,
-            }
+        RECORDER.finish(
+            {**row, "end_ns": end_ns, "latency_ns": end_ns - intended, "status": status}
+            | {"error": error}
         )
         return body
 

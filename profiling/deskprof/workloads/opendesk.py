@@ -24,6 +24,7 @@ from deskprof.workloads.scenarios import BY_NAME, Role, Scenario
 
 SCENARIO = os.environ.get("DESKPROF_SCENARIO", "mixed")
 RATE = float(os.environ.get("DESKPROF_RATE", "0") or 0)
+NO_RESPONSE_AT_END = "no response before the run ended"
 
 
 @events.init.add_listener
@@ -38,6 +39,7 @@ def _start_flusher(environment: Environment, **_kwargs) -> None:
 
 @events.quitting.add_listener
 def _final_flush(**_kwargs) -> None:
+    RECORDER.abandon(NO_RESPONSE_AT_END)
     RECORDER.flush()
 
 
