@@ -100,3 +100,19 @@ def test_attach_reads_only_the_window_switches_on_and_puts_the_switch_back(tmp_p
     kept = (writer.raw / "probe" / "probe-41.jsonl").read_text()
     assert "inside" in kept and "before" not in kept and "after" not in kept
     assert "per_record_us" in writer.manifest["overhead"]["sql"]
+
+
+def test_the_probe_cost_can_be_measured_inside_a_running_event_loop():
+    """A notebook's kernel runs an event loop; the estimate must still measure there."""
+    import asyncio
+    import warnings
+
+    from deskprof.probe.cost import measure
+
+    async def inside() -> dict:
+        return measure(n=50, repeats=2)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        cost = asyncio.run(inside())
+    assert cost["request_us"] > 0

@@ -306,10 +306,9 @@ def capture(**kwargs: Any) -> CaptureResult:
     """Notebook entry point: ``capture(url=..., pids=[...], duration_s=30)``."""
     kwargs.setdefault("progress", lambda line: print(line, file=sys.stderr))
     workload = kwargs.pop("workload", "mixed")
+    users, rate = kwargs.pop("users", 10), kwargs.pop("rate", 0.0)
     if isinstance(workload, str):
-        kwargs["workload"] = WorkloadSpec(
-            scenario=workload, users=kwargs.pop("users", 10), rate=kwargs.pop("rate", 0.0)
-        )
+        kwargs["workload"] = WorkloadSpec(scenario=workload, users=users, rate=rate)
     elif workload is None:
         kwargs["workload"] = None
     else:

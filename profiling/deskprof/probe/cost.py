@@ -24,6 +24,7 @@ import json
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from deskprof.probe.asgi import ProbeASGIMiddleware
@@ -92,7 +93,7 @@ def _asgi_arm(recorder: Recorder | None) -> Any:
             scope = {"type": "http", "method": "GET", "path": "/x", "headers": headers}
             await wrapped(scope, receive, send)
 
-    def run(n: int) -> float:
+    def timed(n: int) -> float:
         loop = asyncio.new_event_loop()
         try:
             started = time.perf_counter_ns()
@@ -100,6 +101,12 @@ def _asgi_arm(recorder: Recorder | None) -> Any:
             return (time.perf_counter_ns() - started) / n
         finally:
             loop.close()
+
+    def run(n: int) -> float:
+        # on a thread of its own: the caller may be inside a running event loop (a
+        # Jupyter kernel), where a second loop cannot run on the same thread
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(timed, n).result()
 
     return run
 
