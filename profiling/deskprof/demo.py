@@ -30,7 +30,7 @@ class DemoOptions:
     size: str = "demo"
     capture_s: float = 30.0
     users: int = 6
-    workload: str = "mixed"
+    workload: str = "tour"
     trial_s: float = 6.0
     blocks: int = 3
     warmup_s: float = 2.0
