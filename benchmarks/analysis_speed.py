@@ -5,13 +5,20 @@
    and how many grouping checks each gets right.
 2. A synthetic bundle the shape of 10 minutes at 100 Hz with four workers (~250k sample
    rows, 1M queries, 100k requests), written with the real BundleWriter from the
-   reference service's real statements (varied literals) and real handler frames. Timed:
-   open + attribution + digest + endpoint summary (+ detectors when
-   ``deskprof.analysis.findings.detect_all`` exists), median of ``--rounds`` runs, as a
-   ratio to the 10 s budget.
+   reference service's real statements and real handler frames. Timed: open + attribution
+   + digest + endpoint summary + detectors (``findings.detect_all``), median of
+   ``--rounds`` runs, as a ratio to the 10 s budget. Two variants, both printed:
+   *probe* (the realistic default: the probe records statements as SQLAlchemy sends them,
+   values bound, so distinct texts come from IN-list lengths; ``--literal-share`` adds
+   inlined literals) and *stress* (10 % of statements with inlined literals, ~99k
+   distinct texts: what a server log of the simple protocol looks like).
 3. One PostgreSQL csvlog file digested by deskprof and by pgBadger, side by side.
 
-    python benchmarks/analysis_speed.py [--rounds 3] [--scale 1.0]
+``--compare REV`` also times the analysis code of git revision REV (exported with ``git
+archive``) against the working tree's on the same bundles, each round a fresh process per
+side, sides interleaved, and prints the per-step medians side by side with their ratio.
+
+    python benchmarks/analysis_speed.py [--rounds 3] [--scale 1.0] [--compare REV]
 """
 
 from __future__ import annotations
@@ -19,10 +26,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
+import os
 import random
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -95,6 +105,29 @@ def reference_traffic(tmp: Path) -> tuple[dict[str, list[str]], dict[str, tuple[
         frame = f"{code.co_name} ({code.co_filename}:{code.co_firstlineno + 2})"
         handlers[endpoint] = (handler, frame)
     return statements, handlers
+
+
+_IN_LIST = None  # compiled lazily: IN (<placeholders>) as the SQLite and psycopg dialects write it
+
+
+def with_list_length(statement: str, rng: random.Random, longest: int = 30) -> str:
+    """The statement with each ``IN (...)`` list of placeholders given a random length
+    (1 to ``longest``), as SQLAlchemy renders an expanding IN for the values of one call:
+    the one way a bound statement's text varies."""
+    import re
+
+    global _IN_LIST
+    _IN_LIST = _IN_LIST or re.compile(r"IN \(((?:\?|%\(\w+\)s)(?:, (?:\?|%\(\w+\)s))*)\)")
+
+    def relist(match: re.Match[str]) -> str:
+        first = match.group(1).split(", ")[0]
+        n = rng.randint(1, longest)
+        if first == "?":
+            return "IN (" + ", ".join("?" for _ in range(n)) + ")"
+        name = first[2:-2].rsplit("_", 1)[0]
+        return "IN (" + ", ".join(f"%({name}_{i + 1})s" for i in range(n)) + ")"
+
+    return _IN_LIST.sub(relist, statement)
 
 
 def with_literals(statement: str, rng: random.Random) -> str:
@@ -214,7 +247,11 @@ def compare_fingerprinters(statements: list[str]) -> None:
 # --- 2. the synthetic 10-minute bundle --------------------------------------------------
 
 
-def write_bundle(path: Path, statements, handlers, scale: float, seed: int = 7) -> dict:
+def write_bundle(
+    path: Path, statements, handlers, scale: float, literal_share: float, seed: int = 7
+) -> dict:
+    """Write the synthetic bundle; ``literal_share`` of the statements get inlined literals,
+    every statement with an IN list gets a random list length."""
     from deskprof.capture.bundle import BundleWriter
     from deskprof.capture.stacks import StackTable
 
@@ -250,7 +287,8 @@ def write_bundle(path: Path, statements, handlers, scale: float, seed: int = 7) 
             "error": "",
         }
     )
-    # queries: ~10 per request from that endpoint's real statements; 10 % with literals
+    # queries: ~10 per request from that endpoint's real statements, IN lists of varied
+    # length, ``literal_share`` with inlined literals
     per_request = np.maximum(1, rng.poisson(10 * 1_000_000 / 100_000 / 10, len(k)))
     q_req = np.repeat(np.arange(len(k)), per_request)
     n_q = len(q_req)
@@ -261,7 +299,9 @@ def write_bundle(path: Path, statements, handlers, scale: float, seed: int = 7) 
     for i, pool in enumerate(pools):
         rows = np.flatnonzero(q_ep == i)
         stmt[rows] = np.array(pool, dtype=object)[(pick[rows] * len(pool)).astype(int)]
-    literal = np.flatnonzero(rng.random(n_q) < 0.10)
+    listed = np.flatnonzero([" IN (" in s for s in stmt])
+    stmt[listed] = [with_list_length(s, prng) for s in stmt[listed]]
+    literal = np.flatnonzero(rng.random(n_q) < literal_share)
     stmt[literal] = [with_literals(s, prng) for s in stmt[literal]]
     q_start = start[q_req] + (rng.random(n_q) * length[q_req] * 0.9).astype(np.int64)
     queries = pd.DataFrame(
@@ -456,12 +496,88 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
+# --- old code vs new, side by side ---------------------------------------------------
+
+
+def export_revision(rev: str, into: Path) -> Path:
+    """The ``profiling/`` source tree of git revision ``rev``, for PYTHONPATH."""
+    root = Path(__file__).resolve().parents[1]
+    if (into / "profiling").is_dir():
+        return into / "profiling"
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", rev, "profiling/deskprof"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "profiling"
+
+
+def analyse_in_fresh_process(bundle: Path, source: Path) -> dict[str, float]:
+    """:func:`analyse` in a new interpreter importing deskprof from ``source``: cold, as a
+    ``deskprof findings`` run would be (imports included in the steps that trigger them)."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    out = subprocess.run(
+        [sys.executable, __file__, "--analyse-one", str(bundle)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    if not result.pop("deskprof").startswith(str(source)):
+        raise RuntimeError(f"the fresh process did not import deskprof from {source}")
+    return result
+
+
+def compare_revisions(bundle: Path, rev: str, tmp: Path, rounds: int) -> None:
+    old_source = export_revision(rev, tmp / "old")
+    new_source = Path(__file__).resolve().parents[1] / "profiling"
+    sides: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+    for _ in range(rounds):  # interleaved, so load changes hit both sides alike
+        sides["old"].append(analyse_in_fresh_process(bundle, old_source))
+        sides["new"].append(analyse_in_fresh_process(bundle, new_source))
+    print(f"{'step (fresh process each)':<38} {rev[:10]:>10} {'working':>9} {'old/new':>8}")
+    for step in sides["new"][0]:
+        old = statistics.median(r.get(step, float("nan")) for r in sides["old"])
+        new = statistics.median(r[step] for r in sides["new"])
+        print(f"{step:<38} {old:>10.2f} {new:>9.2f} {old / new if new else float('nan'):>8.1f}")
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+
+
+VARIANTS = {  # name: (share of statements with inlined literals, what it stands for)
+    "probe": (None, "probe bundle: values bound, IN lists of 1-30 items"),
+    "stress": (0.10, "stress: 10 % of statements with inlined literals"),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 100k requests")
     parser.add_argument("--log-statements", type=int, default=100_000)
+    parser.add_argument(
+        "--literal-share",
+        type=float,
+        default=0.0,
+        help="inlined-literal share of the probe variant (default 0: the probe records "
+        "statements with placeholders)",
+    )
+    parser.add_argument(
+        "--compare", metavar="REV", help="also time git revision REV's analysis code"
+    )
+    parser.add_argument("--analyse-one", metavar="BUNDLE", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()  # run_all passes the same arguments to every bench
+    if args.analyse_one:  # the child of analyse_in_fresh_process
+        import deskprof
+
+        print(json.dumps({**analyse(Path(args.analyse_one)), "deskprof": deskprof.__file__}))
+        return 0
     rounds = max(1, min(args.rounds, 5))
     with tempfile.TemporaryDirectory(prefix="bench-analysis-") as tmp_name:
         tmp = Path(tmp_name)
@@ -470,21 +586,38 @@ def main() -> int:
         prng = random.Random(1)
         corpus = distinct + [with_literals(s, prng) for s in distinct for _ in range(20)]
         compare_fingerprinters(corpus)
-        t = time.perf_counter()
-        counts = write_bundle(tmp / "bundle", statements, handlers, args.scale)
-        print("\n-- open + analyse a synthetic 10-minute capture (4 workers, 100 Hz) --")
-        print("bundle: " + ", ".join(f"{k}={v:,}" for k, v in counts.items())
-              + f" (written in {time.perf_counter() - t:.0f} s)")  # fmt: skip
-        runs = [analyse(tmp / "bundle") for _ in range(rounds)]
-        print(f"{'step':<38} {'median s':>9}")
-        for step in runs[0]:
-            print(f"{step:<38} {statistics.median(r[step] for r in runs):>9.2f}")
-        total = statistics.median(r["total"] for r in runs)
-        verdict = "within" if total <= BUDGET_S else "OVER"
-        print(f"total / {BUDGET_S:.0f} s budget = {total / BUDGET_S:.2f} ({verdict} budget, "
-              f"median of {rounds})")  # fmt: skip
+        for variant, (share, what) in VARIANTS.items():
+            share = args.literal_share if share is None else share
+            bundle = tmp / f"bundle-{variant}"
+            t = time.perf_counter()
+            counts = write_bundle(bundle, statements, handlers, args.scale, share)
+            texts = _distinct_statements(bundle)
+            print(f"\n-- open + analyse a synthetic 10-minute capture (4 workers, 100 Hz): "
+                  f"{what} --")  # fmt: skip
+            print("bundle: " + ", ".join(f"{k}={v:,}" for k, v in counts.items())
+                  + f", {texts:,} distinct statement texts, inlined-literal share {share:.0%}"
+                  + f" (written in {time.perf_counter() - t:.0f} s)")  # fmt: skip
+            print(f"before: {_load()}")
+            runs = [analyse(bundle) for _ in range(rounds)]
+            print(f"{'step (in process)':<38} {'median s':>9}")
+            for step in runs[0]:
+                print(f"{step:<38} {statistics.median(r[step] for r in runs):>9.2f}")
+            total = statistics.median(r["total"] for r in runs)
+            verdict = "within" if total <= BUDGET_S else "OVER"
+            print(f"total / {BUDGET_S:.0f} s budget = {total / BUDGET_S:.2f} ({verdict} budget, "
+                  f"median of {rounds}; {variant})")  # fmt: skip
+            if args.compare:
+                compare_revisions(bundle, args.compare, tmp, rounds)
+            print(f"after: {_load()}")
         compare_pgbadger(tmp, distinct, args.log_statements, rounds)
     return 0
+
+
+def _distinct_statements(bundle: Path) -> int:
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(bundle / "queries.parquet", columns=["statement"]).column(0)
+    return len(column.unique())
 
 
 if __name__ == "__main__":
