@@ -72,15 +72,24 @@ def offset_value(statement: str, parameters: str) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _cached_offset(
-    cache: dict[tuple[str, str], int | None], statement: str, parameters: str
-) -> int | None:
-    """:func:`offset_value`, once per distinct (statement, parameters): with values
-    redacted, a page query has a handful of those over thousands of executions."""
-    key = (statement, parameters)
-    if key not in cache:
-        cache[key] = offset_value(statement, parameters)
-    return cache[key]
+def _offsets(
+    cache: dict[tuple[str, str], int | None], statements: pd.Series, parameters: pd.Series
+) -> list[int | None]:
+    """:func:`offset_value` per row, computed once per distinct (statement, parameters)
+    pair: with values redacted, a page query has a handful of those over thousands of
+    executions. Pairs are found by integer codes, not by hashing every row's text."""
+    s_codes, s_texts = pd.factorize(statements, use_na_sentinel=False)
+    p_codes, p_texts = pd.factorize(parameters, use_na_sentinel=False)
+    pairs, inverse = np.unique(
+        s_codes.astype(np.int64) * max(len(p_texts), 1) + p_codes, return_inverse=True
+    )
+    values = []
+    for pair in pairs:
+        key = (s_texts[pair // max(len(p_texts), 1)], p_texts[pair % max(len(p_texts), 1)])
+        if key not in cache:
+            cache[key] = offset_value(*key)
+        values.append(cache[key])
+    return [values[i] for i in inverse.ravel()]
 
 
 def detect_deep_pagination(
@@ -96,7 +105,7 @@ def detect_deep_pagination(
     Saving = the COUNT's time per page plus, when depth is known and latency grows, the
     page query's time above its shallowest pages."""
     t = thresholds or Thresholds()
-    columns = ["endpoint", "fingerprint", "request_id", "statement", "parameters", "duration_ns"]
+    columns = ["endpoint", "fingerprint_id", "request_id", "parameters", "duration_ns", "_row"]
     positions = read_rows(queries, in_requests=True)
     if not len(positions):
         return []
@@ -105,45 +114,49 @@ def detect_deep_pagination(
     first = np.full(len(fp_ids), -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     fps = [str(fp) for fp in queries["fingerprint"].iloc[positions[first]]]
-    page_fps = [fp for fp in fps if is_page_query(fp)]
-    count_fps = [fp for fp in fps if fp.lower().startswith("select count(")]
-    if not page_fps:
+    text_of = dict(zip(fp_ids, fps, strict=True))
+    id_of = {fp: i for i, fp in text_of.items()}
+    page_ids = [i for i, fp in text_of.items() if is_page_query(fp)]
+    count_ids = [i for i, fp in text_of.items() if fp.lower().startswith("select count(")]
+    if not page_ids:
         return []
     kept = values_kept(queries["parameters"].iloc[positions], parameters_kept)
-    # only page and count rows matter from here on: keep just those, statement included
-    wanted = {i for i, fp in zip(fp_ids, fps, strict=True) if fp in page_fps or fp in count_fps}
-    relevant = queries["fingerprint_id"].isin(wanted).to_numpy(dtype=bool)
+    # only page and count rows matter from here on: keep just those, by fingerprint_id (the
+    # texts are long; a page's statement is read for the page rows only)
+    relevant = queries["fingerprint_id"].isin(page_ids + count_ids).to_numpy(dtype=bool)
     narrow = queries[[c for c in [*columns, "operation", "error"] if c in queries]]
+    narrow = narrow.assign(_row=np.arange(len(queries)))
     reads = _reads(narrow[relevant], columns, in_requests=True)
     offset_of: dict[tuple[str, str], int | None] = {}
     stats = endpoint_stats(requests)
     findings = []
-    for (endpoint, fp), pages in reads[reads["fingerprint"].isin(page_fps)].groupby(
-        ["endpoint", "fingerprint"], sort=False
+    for (endpoint, fp_id), pages in reads[reads["fingerprint_id"].isin(page_ids)].groupby(
+        ["endpoint", "fingerprint_id"], sort=False
     ):
+        fp = text_of[fp_id]
         page_requests = set(pages["request_id"])
         n_requests = len(page_requests)
         if n_requests < t.pagination_min_requests:
             continue
         tables = set(tables_in(fp))
+        companion_ids = [i for i in count_ids if tables & set(tables_in(text_of[i]))]
         companions = reads[
-            reads["fingerprint"].isin([c for c in count_fps if tables & set(tables_in(c))])
-            & reads["request_id"].isin(page_requests)
+            reads["fingerprint_id"].isin(companion_ids) & reads["request_id"].isin(page_requests)
         ]
         count_fp, count_share, count_ms = "", 0.0, 0.0
         if not companions.empty:
-            share = companions.groupby("fingerprint")["request_id"].nunique() / n_requests
+            share = companions.groupby("fingerprint_id")["request_id"].nunique() / n_requests
+            share.index = [text_of[i] for i in share.index]
+            share = share.sort_index()  # ties go to the first text, as grouped by text
             count_fp = str(share.idxmax())
             count_share = float(share.max())
-            chosen = companions[companions["fingerprint"] == count_fp]
+            chosen = companions[companions["fingerprint_id"] == id_of[count_fp]]
             count_ms = float(chosen["duration_ns"].sum()) / n_requests / NS_PER_MS
         counts_every_page = count_share >= t.pagination_count_share
 
+        statements = queries["statement"].iloc[pages["_row"].to_numpy()]
         offsets = pd.Series(
-            [
-                _cached_offset(offset_of, s, p)
-                for s, p in zip(pages["statement"], pages["parameters"], strict=True)
-            ],
+            _offsets(offset_of, statements, pages["parameters"]),
             index=pages.index,
             dtype="Float64",
         )
