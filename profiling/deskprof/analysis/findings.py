@@ -226,10 +226,17 @@ class _Detector:
     args: tuple[str, ...] = field(default_factory=tuple)
 
 
+def _missing_indexes(*frames: pd.DataFrame, **kwargs: Any) -> list[Finding]:
+    """The missing-index detector, imported when it runs: it needs SQLAlchemy for EXPLAIN,
+    a noticeable import for the many captures analysed without a database."""
+    from deskprof.analysis.detectors_index import detect_missing_indexes
+
+    return detect_missing_indexes(*frames, **kwargs)
+
+
 def _detectors() -> list[_Detector]:
     from deskprof.analysis import (
         detectors_cache,
-        detectors_index,
         detectors_paging,
         detectors_profile,
     )
@@ -261,7 +268,7 @@ def _detectors() -> list[_Detector]:
         _Detector(
             "missing_index",
             ("queries",),
-            detectors_index.detect_missing_indexes,
+            _missing_indexes,
             needs="explain_url",
             args=("queries", "requests"),
         ),
