@@ -1,9 +1,10 @@
 """Requests still waiting when the load generator stops are recorded, not lost.
 
-A tiny local HTTP server answers the log-in at once and holds every ticket list until
-the test ends, so every list request of a 2 s open-loop run is still in flight when
-Locust quits. They must reach the workload table as failures ending at the quit, with
-their latency from the intended start, and count as errors in the trial summary.
+A tiny local HTTP server answers the log-in at once and holds every ticket list for a
+set delay. Held past the stop grace, every list request of a 2 s open-loop run is still
+in flight when Locust quits: they must reach the workload table as failures ending at
+the quit, with latency from the intended start, and count as errors in the summary.
+Held less than the grace, the last arrivals are waited for and recorded as answered.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from deskprof.experiment.measure import ALL, summarize_trial
 pytestmark = [pytest.mark.integration]
 
 
-@pytest.fixture
-def slow_server():
+def _slow_server(delay_s: float | dict):
+    """(url, release event, server); ``delay_s`` may be a dict {"s": seconds} to change
+    the delay while the server runs."""
     release = threading.Event()
+    delay = delay_s if isinstance(delay_s, dict) else {"s": delay_s}
 
     class Handler(BaseHTTPRequestHandler):
         def _json(self, body: dict) -> None:
@@ -39,7 +42,7 @@ def slow_server():
             self._json({"token": "t"})
 
         def do_GET(self) -> None:
-            release.wait(30)  # far longer than the run
+            release.wait(delay["s"])
             self._json({"items": [], "total": 0})
 
         def log_message(self, *_args) -> None:
@@ -49,14 +52,33 @@ def slow_server():
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    return f"http://127.0.0.1:{server.server_address[1]}", release, server
+
+
+@pytest.fixture
+def slow_server(request):
+    url, release, server = _slow_server(request.param)
+    yield url
     release.set()
     server.shutdown()
     server.server_close()
 
 
-def test_requests_in_flight_at_the_end_are_recorded_as_errors(slow_server, tmp_path):
+@pytest.mark.parametrize("slow_server", [0.8], indirect=True)
+def test_last_arrivals_are_waited_for_within_the_stop_grace(slow_server, tmp_path):
     run = WorkloadRun(WorkloadSpec("ticket_list", rate=4), slow_server, 2, tmp_path).start()
+    run.wait(60)
+    lists = read_workload(tmp_path).query("name == 'GET /tickets'")
+    assert len(lists) >= 4, (tmp_path / "locust.log").read_text()
+    assert (lists["status"] == 200).all(), lists["error"].unique()
+    assert lists["latency_ns"].min() >= 0.8e9
+
+
+@pytest.mark.parametrize("slow_server", [30.0], indirect=True)
+def test_requests_in_flight_at_the_end_are_recorded_as_errors(slow_server, tmp_path):
+    run = WorkloadRun(WorkloadSpec("ticket_list", rate=4), slow_server, 2, tmp_path)
+    run.extra_env["DESKPROF_STOP_GRACE_S"] = "1"
+    run.start()
     run.wait(60)
     quit_ns = time.time_ns()
     records = read_workload(tmp_path)

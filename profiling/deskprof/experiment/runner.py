@@ -7,12 +7,21 @@ fixed arrival rate by default, so latency counts from the intended start) for th
 seconds while psutil watches the arm's processes. After the last trial the probe's
 records are joined to the requests, every arm is left as it was found, and the result is
 written. Ctrl-C or an arm that dies keeps the trials so far, marked partial.
+
+A built-in scenario runs in one long-lived Locust process per arm, started with the arm
+and stopped with it, idle between trials and handed each trial as a window (see
+``deskprof.workloads.control``): no Locust start or log-in per trial. The warm-up after a
+switch is the first part of the trial's window, discarded by intended start (its own
+window before the reset when the design resets state). CPU and RSS are measured from the
+start of the measured part until the window's last request is answered. A custom
+locustfile cannot follow windows: it gets a new Locust process per trial and warm-up.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from deskprof.capture.bundle import git_revision, host_facts
-from deskprof.capture.workload import WorkloadRun, WorkloadSpec, read_workload
+from deskprof.capture.workload import ControlledLoad, WorkloadRun, WorkloadSpec, read_workload
 from deskprof.errors import DeskprofError
 from deskprof.experiment.design import ARMS, BASELINE, CANDIDATE, Design
 from deskprof.experiment.measure import (
@@ -133,6 +142,7 @@ class Experiment:
         plan = self.design.plan()
         spec = self.spec()
         arms: dict[str, Arm] = {}
+        loads: dict[str, ControlledLoad] = {}
         summaries: list[pd.DataFrame] = []
         requests: list[pd.DataFrame] = []
         partial: list[str] = []
@@ -147,6 +157,7 @@ class Experiment:
                 raise
             for arm in arms.values():  # both arms start from the state without any change
                 arm.leave()
+            loads = self._start_loads(spec, arms, raw, len(plan))
             config["urls"] = {role: arm.url for role, arm in arms.items()}
             for row in plan.itertuples(index=False):
                 arm = arms[row.arm]
@@ -155,11 +166,16 @@ class Experiment:
                         active.leave()
                     arm.enter()
                     active = arm
-                if row.warmup:
-                    self._drive(spec, arm, self.design.warmup_s, raw / f"warmup-{row.trial:03d}")
-                if self.design.reset is not None:
-                    self.design.reset(arm)
-                summary, records = self._trial(spec, arm, row, raw / f"trial-{row.trial:03d}")
+                if row.arm in loads:
+                    measured = self._windowed(loads[row.arm], arm, row)
+                else:
+                    if row.warmup:
+                        warmup_raw = raw / f"warmup-{row.trial:03d}"
+                        self._drive(spec, arm, self.design.warmup_s, warmup_raw)
+                    if self.design.reset is not None:
+                        self.design.reset(arm)
+                    measured = self._per_process(spec, arm, raw / f"trial-{row.trial:03d}")
+                summary, records = self._summarize(arm, row, *measured)
                 summaries.append(summary)
                 requests.append(records)
                 if not arm.alive():
@@ -180,6 +196,8 @@ class Experiment:
                     active.leave()
                 except DeskprofError as exc:
                     partial.append(str(exc))
+            for load in loads.values():
+                load.stop()
             for arm in arms.values():
                 arm.stop()
         return self._finish(out, config, plan, summaries, requests, arms, partial)
@@ -189,12 +207,60 @@ class Experiment:
         run.wait(seconds + 60)
         return read_workload(raw)
 
-    def _trial(
-        self, spec: WorkloadSpec, arm: Arm, row: Any, raw: Path
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _start_loads(
+        self, spec: WorkloadSpec, arms: dict[str, Arm], raw: Path, trials: int
+    ) -> dict[str, ControlledLoad]:
+        """One long-lived Locust per arm for a built-in scenario; none for a locustfile."""
+        if not spec.is_builtin:
+            self.say(
+                "workload is a custom locustfile: it cannot follow trial windows, so every "
+                "trial and warm-up starts its own Locust process (a few seconds each)"
+            )
+            return {}
+        per_trial_s = self.trial_s + self.design.warmup_s + 30
+        loads = {
+            role: ControlledLoad(
+                spec, arm.url, raw / f"load-{role}", max_s=trials * per_trial_s + 3600
+            )
+            for role, arm in arms.items()
+        }
+        started: dict[str, ControlledLoad] = {}
+        try:
+            for role, load in loads.items():
+                started[role] = load.launch()
+            for load in loads.values():
+                load.wait_ready()
+        except BaseException:
+            for load in started.values():
+                load.stop()
+            raise
+        return loads
+
+    def _windowed(self, load: ControlledLoad, arm: Arm, row: Any) -> tuple:
+        """One trial as a window of the arm's long-lived generator: (records, CPU s, RSS)."""
+        warmup_s = self.design.warmup_s if row.warmup else 0.0
+        if warmup_s and self.design.reset is not None:  # warm up, then reset, then measure
+            load.wait_done(load.window(f"warmup-{row.trial:03d}", 0.0, warmup_s=warmup_s))
+            warmup_s = 0.0
+        if self.design.reset is not None:
+            self.design.reset(arm)
+        window = load.window(f"trial-{row.trial:03d}", self.trial_s, warmup_s=warmup_s)
+        time.sleep(max(0.0, (window.measure_start_ns - time.time_ns()) / 1e9))
+        monitor = ResourceMonitor(arm.all_pids()).start()
+        load.wait_done(window)
+        cpu_s, peak_rss = monitor.stop()
+        return load.records(window), cpu_s, peak_rss
+
+    def _per_process(self, spec: WorkloadSpec, arm: Arm, raw: Path) -> tuple:
+        """One trial as its own Locust process: (records, CPU s, RSS)."""
         monitor = ResourceMonitor(arm.all_pids()).start()
         records = self._drive(spec, arm, self.trial_s, raw)
         cpu_s, peak_rss = monitor.stop()
+        return records, cpu_s, peak_rss
+
+    def _summarize(
+        self, arm: Arm, row: Any, records: pd.DataFrame, cpu_s: float, peak_rss: float
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         summary = summarize_trial(records, cpu_s=cpu_s, peak_rss_bytes=peak_rss)
         for key in reversed(PLAN_KEYS):
             summary.insert(0, key, getattr(row, key))

@@ -21,6 +21,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
+
+from greenlet import getcurrent
 
 from deskprof.workloads.scenarios import ADMIN, CUSTOMER, DEEP_PAGE, LOGIN, SETUP
 
@@ -69,17 +72,25 @@ class Recorder:
         self.lock = threading.Lock()
         self.rows: list[dict] = []
         self.pending: dict[str, dict] = {}
+        self.senders: dict[str, Any] = {}  # request id → the greenlet waiting for it
         self.path = os.path.join(out_dir, f"workload-{os.getpid()}.jsonl")
         self.tags: Callable[[int], dict] = lambda _intended_ns: {}
 
     def begin(self, row: dict) -> None:
         with self.lock:
             self.pending[row["request_id"]] = row
+            self.senders[row["request_id"]] = getcurrent()
 
     def finish(self, row: dict) -> None:
         with self.lock:
+            self.senders.pop(row["request_id"], None)
             if self.pending.pop(row["request_id"], None) is not None:
                 self.rows.append(row)
+
+    def still_waiting(self) -> int:
+        """Requests in flight whose sender is alive (a killed user's never will answer)."""
+        with self.lock:
+            return sum(1 for g in self.senders.values() if not getattr(g, "dead", False))
 
     def add(self, row: dict) -> None:
         with self.lock:
@@ -98,6 +109,7 @@ class Recorder:
             ids = [k for k, r in self.pending.items() if window in (None, r.get("window"))]
             for request_id in ids:
                 row = self.pending.pop(request_id)
+                self.senders.pop(request_id, None)
                 row.update(end_ns=end_ns, latency_ns=end_ns - row["intended_ns"])
                 row.update(status=0, error=error)
                 self.rows.append(row)
@@ -184,6 +196,13 @@ class OpenDeskClient:
             if first and first.get("total"):
                 self.max_ticket = int(first["total"])
         return self.rng.randint(1, self.max_ticket)
+
+    def prepare(self, actions: set[str]) -> None:
+        """Send the setup requests ``actions`` would otherwise send on first use."""
+        if actions & {"open_ticket", "comment", "update_ticket", "tour_step"}:
+            self.ticket_id()
+        if actions & {"deep_page", "tour_step"}:
+            self.prepare_deep_pages()
 
     # --- actions -------------------------------------------------------------------------
 

@@ -20,11 +20,19 @@ from locust import FastHttpUser, User, between, events
 from locust.env import Environment
 
 from deskprof.workloads.client import RECORDER, OpenDeskClient, login_email
+from deskprof.workloads.control import CONTROL_ENV
 from deskprof.workloads.scenarios import BY_NAME, Role, Scenario
 
 SCENARIO = os.environ.get("DESKPROF_SCENARIO", "mixed")
 RATE = float(os.environ.get("DESKPROF_RATE", "0") or 0)
 NO_RESPONSE_AT_END = "no response before the run ended"
+STOP_GRACE_S = float(os.environ.get("DESKPROF_STOP_GRACE_S", "10"))  # = --stop-timeout
+CONTROL = None  # trial windows from the experiment runner (controlled.py), when asked
+if os.environ.get(CONTROL_ENV) == "1":
+    from deskprof.workloads.controlled import Controller
+
+    CONTROL = Controller.from_env()
+    RECORDER.tags = CONTROL.tags
 
 
 @events.init.add_listener
@@ -35,10 +43,17 @@ def _start_flusher(environment: Environment, **_kwargs) -> None:
             RECORDER.flush()
 
     gevent.spawn(loop)
+    if CONTROL is not None:
+        gevent.spawn(CONTROL.loop, environment.runner.quit)
 
 
 @events.quitting.add_listener
 def _final_flush(**_kwargs) -> None:
+    """Give requests still in flight the stop grace to answer (open-loop arrivals are not
+    Locust users, so its stop timeout does not wait for them), then record the rest."""
+    deadline = time.monotonic() + STOP_GRACE_S
+    while RECORDER.still_waiting() and time.monotonic() < deadline:
+        gevent.sleep(0.02)
     RECORDER.abandon(NO_RESPONSE_AT_END)
     RECORDER.flush()
 
@@ -47,20 +62,31 @@ class OpenDeskUser(OpenDeskClient, FastHttpUser):
     """Logs in as its role's kind of account when it starts."""
 
     abstract = True
+    scenario: Scenario = BY_NAME.get(SCENARIO, BY_NAME["mixed"])
 
     def on_start(self) -> None:
         self.setup_client(login_email(self.login))
+        self.ready()
+
+    def ready(self) -> None:
+        """Under trial control, do the setup requests now, outside every window."""
+        if CONTROL is not None:
+            self.prepare(self.scenario.actions())
+            CONTROL.user_ready()
 
 
 def _task(action: str):
     def run(user: OpenDeskUser) -> None:
-        getattr(user, action)()
+        if CONTROL is not None:
+            CONTROL.run_task(user, action)
+        else:
+            getattr(user, action)()
 
     run.__name__ = action
     return run
 
 
-def role_class(role: Role) -> type[User]:
+def role_class(role: Role, scenario: Scenario) -> type[User]:
     """The closed-loop Locust user class of ``role``."""
     return type(
         role.user_class,
@@ -68,6 +94,7 @@ def role_class(role: Role) -> type[User]:
         {
             "__module__": __name__,
             "login": role.login,
+            "scenario": scenario,
             "weight": role.weight,
             "wait_time": between(*role.wait_s),
             "tasks": {_task(action): weight for action, weight in role.actions.items()},
@@ -80,10 +107,10 @@ class OpenLoopBase(OpenDeskUser):
 
     abstract = True
     wait_time = between(0, 0)
-    scenario: Scenario = BY_NAME.get(SCENARIO, BY_NAME["mixed"])
 
     def on_start(self) -> None:
         self.setup_client(login_email(self.scenario.open_login))
+        self.ready()
         self.actions = list(self.scenario.open_actions)
         self.weights = list(self.scenario.open_actions.values())
         self.started = time.monotonic()
@@ -94,6 +121,9 @@ class OpenLoopBase(OpenDeskUser):
         return getattr(self, self.rng.choices(self.actions, self.weights)[0])
 
     def tasks_step(self) -> None:
+        if CONTROL is not None:
+            CONTROL.serve_open_loop(self.next_action)
+            return
         k = next(self.counter)
         due = self.started + k / RATE
         delay = due - time.monotonic()
@@ -111,7 +141,8 @@ def user_classes(scenario: str, rate: float) -> list[type[User]]:
     if rate > 0:
         attrs = {"__module__": __name__, "scenario": BY_NAME[scenario]}
         return [type("OpenLoopUser", (OpenLoopBase,), attrs)]
-    return [role_class(role) for role in BY_NAME[scenario].roles]
+    found = BY_NAME[scenario]
+    return [role_class(role, found) for role in found.roles]
 
 
 def _select_user_classes() -> None:
