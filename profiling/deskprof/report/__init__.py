@@ -6,6 +6,7 @@ file that a colleague opens without Python.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from deskprof.analysis.capture import Capture
@@ -25,7 +26,7 @@ def report(
     *,
     format: str | None = None,
     title: str = "deskprof findings",
-    explain_url: str | None = None,
+    explain_url: str | Mapping[str, str] | None = None,
 ) -> Path:
     """Write the report of ``inputs`` to ``out`` (format from the suffix unless given);
     returns the path written."""

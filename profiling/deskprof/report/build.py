@@ -10,6 +10,7 @@ differential flame graph and the query diff. Everything passes through
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -317,9 +318,13 @@ def build_report(
     inputs: list[Capture | ExperimentResult | str | Path],
     *,
     title: str = "deskprof findings",
-    explain_url: str | None = None,
+    explain_url: str | Mapping[str, str] | None = None,
 ) -> ReportDocument:
-    """One document with a section per input, in the order given."""
+    """One document with a section per input, in the order given.
+
+    ``explain_url`` is the database to EXPLAIN slow SELECTs on: one URL for every
+    capture, or a mapping from a capture's directory to the database *as it was when
+    that capture ran* (an index migration in between would make the plans lie)."""
     if not inputs:
         raise DeskprofError("nothing to report: give at least one capture or experiment")
     document = ReportDocument(title, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
@@ -328,9 +333,12 @@ def build_report(
         loaded = load_input(item) if isinstance(item, str | Path) else item
         if isinstance(loaded, Capture):
             captures += 1
-            document.sections.append(
-                capture_section(loaded, number=captures, explain_url=explain_url)
+            url = (
+                explain_url.get(str(loaded.path))
+                if isinstance(explain_url, Mapping)
+                else explain_url
             )
+            document.sections.append(capture_section(loaded, number=captures, explain_url=url))
         else:
             experiments += 1
             document.sections.append(experiment_section(loaded, number=experiments))
