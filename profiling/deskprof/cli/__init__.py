@@ -18,7 +18,14 @@ COMMANDS: list[ModuleType] = [capture, doctor, run, probe, experiment, findings,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deskprof", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="deskprof",
+        description="CPU, memory and SQL of an OpenDesk service, tied to the endpoint that "
+        "caused them, and proof with statistics that a fix made it faster.",
+        epilog="A tour of everything: deskprof demo. Typical use: deskprof capture → "
+        "deskprof findings → deskprof experiment → deskprof report. "
+        "`deskprof VERB --help` for each.",
+    )
     parser.add_argument("--version", action="version", version=f"deskprof {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
