@@ -47,6 +47,15 @@ def read_environ(pid: int) -> dict[str, str]:
     return env
 
 
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.AccessDenied:
+        return True  # someone else's process, but it is there
+    except psutil.Error:
+        return False
+
+
 def check_pid(pid: int) -> psutil.Process:
     try:
         proc = psutil.Process(pid)
@@ -129,7 +138,11 @@ class Target:
                 continue
 
     def alive(self) -> bool:
-        return any(psutil.pid_exists(pid) for pid in self.pids)
+        """True while any target process runs. A launched target that died is our
+        zombie until reaped (``pid_exists`` still says yes): ``poll()`` reaps it."""
+        if self.process is not None and self.process.poll() is not None:
+            return False
+        return any(_running(pid) for pid in self.pids)
 
     @classmethod
     def attach(cls, url: str, pids: list[int]) -> Target:
