@@ -36,6 +36,7 @@ from deskprof.workloads.control import (
 )
 
 POLL_S = 0.02
+START_GUARD_NS = 5_000_000  # 5 ms
 
 
 class Controller:
@@ -80,9 +81,18 @@ class Controller:
         return {}
 
     def run_task(self, user: Any, action: str) -> None:
-        """A closed-loop task: wait for an open window, then run ``action``."""
-        self.is_open.wait()
-        label = self.current.label if self.current else ""
+        """A closed-loop task: wait for an open window, then run ``action``.
+
+        The window closes when a gevent timer fires, which can be a little late: a task
+        never starts in the window's last ``START_GUARD_NS``, so no request is sent after
+        the window's end."""
+        while True:
+            self.is_open.wait()
+            window = self.current
+            if window is not None and time.time_ns() < window.end_ns - START_GUARD_NS:
+                break
+            gevent.sleep(POLL_S / 2)
+        label = window.label
         self.running[label] += 1
         try:
             getattr(user, action)()
