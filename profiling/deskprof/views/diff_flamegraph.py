@@ -27,6 +27,7 @@ from deskprof.views.flametree import (
     STATES,
     FrameTrie,
     node_weights,
+    page_data,
     sample_period_ms,
     stack_labels,
 )
@@ -163,17 +164,8 @@ def diff_data(
     ).fillna({"base": 0, "cand": 0})
     weight = rows.groupby("endpoint")[["base", "cand"]].sum().sum(axis=1)
     endpoints = [str(e) for e in weight.sort_values(ascending=False).index]
-    code = {e: i for i, e in enumerate(endpoints)}
     return {
-        "trie": trie.to_json(),
-        "endpoints": endpoints,
-        "rows": {
-            "node": rows["node"].astype("int64").tolist(),
-            "endpoint": [code[e] for e in rows["endpoint"]],
-            "state": rows["state"].astype("int64").tolist(),
-            "base": rows["base"].astype("int64").tolist(),
-            "cand": rows["cand"].astype("int64").tolist(),
-        },
+        **page_data(trie, rows, endpoints, {"base": "base", "cand": "cand"}),
         "scale": {"base": _factors(base, unit, endpoints), "cand": _factors(cand, unit, endpoints)},
         "per": unit,
         "unit_label": f"ms per {unit}",

@@ -22,6 +22,7 @@ from deskprof.views.flametree import (
     FrameTrie,
     filter_samples,
     node_weights,
+    page_data,
     sample_period_ms,
     stack_labels,
 )
@@ -43,17 +44,7 @@ def profile_data(
     rows = node_weights(samples, labels, trie)
     ranking = rows.groupby("endpoint")["w"].sum().sort_values(ascending=False)
     endpoints = [str(e) for e in ranking.index]
-    code = {e: i for i, e in enumerate(endpoints)}
-    return {
-        "trie": trie.to_json(),
-        "endpoints": endpoints,
-        "rows": {
-            "node": rows["node"].astype("int64").tolist(),
-            "endpoint": [code[e] for e in rows["endpoint"]],
-            "state": rows["state"].astype("int64").tolist(),
-            "weight": rows["w"].astype("int64").tolist(),
-        },
-    }
+    return page_data(trie, rows, endpoints, {"weight": "w"})
 
 
 def _window_text(start_ns: int | None, end_ns: int | None) -> str:

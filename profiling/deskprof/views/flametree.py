@@ -300,3 +300,20 @@ def node_weights(
     }
     grouped["node"] = [node_of[int(sid)] for sid in grouped["stack_id"]]
     return grouped.groupby(["node", "endpoint", "state"], as_index=False, sort=False)["w"].sum()
+
+
+def page_data(
+    trie: FrameTrie, rows: pd.DataFrame, endpoints: list[str], weights: dict[str, str]
+) -> dict[str, Any]:
+    """The JSON a flame graph page embeds: the trie, the endpoint labels (in display
+    order) and parallel lists node/endpoint/state plus one list per ``weights`` entry
+    (page key → column of ``rows``)."""
+    code = {e: i for i, e in enumerate(endpoints)}
+    encoded: dict[str, list[int]] = {
+        "node": rows["node"].astype("int64").tolist(),
+        "endpoint": [code[e] for e in rows["endpoint"]],
+        "state": rows["state"].astype("int64").tolist(),
+    }
+    for key, column in weights.items():
+        encoded[key] = rows[column].astype("int64").tolist()
+    return {"trie": trie.to_json(), "endpoints": endpoints, "rows": encoded}
