@@ -96,7 +96,7 @@ class Thresholds:
     explain_timeout_s: float = 5.0
     # uncached hot read: the same read repeated across requests, no write in between
     uncached_min_requests: int = 5
-    uncached_min_ms: float = 20.0  # cacheable DB time per affected request
+    uncached_min_ms: float = 10.0  # cacheable DB time per affected request
     # deep pagination
     pagination_min_requests: int = 5
     pagination_count_share: float = 0.8  # pages that also run COUNT(*)
