@@ -13,6 +13,7 @@ from deskprof.analysis.detectors_profile import (
     is_database_call,
 )
 from deskprof.analysis.endpoints import summarise_endpoints
+from tests.unit.test_findings_profile import samples, stacks
 
 LIST, EXPORT = "GET /tickets", "GET /tickets/export.csv"
 SITE = "/venv/lib/python3.11/site-packages"
@@ -31,35 +32,6 @@ FETCH = [*HANDLER, f"CursorFetchStrategy.fetchall ({SITE}/sqlalchemy/engine/curs
 ORM = [*HANDLER[:3], f"ClassManager.new_instance ({SITE}/sqlalchemy/orm/instrumentation.py:500)"]
 SLA_LOOP = [*HANDLER, "due_time_loop (/srv/opendesk/sla.py:37)"]
 SLA_HELPER = [*SLA_LOOP, "is_business_minute (/srv/opendesk/sla.py:29)"]
-
-
-def _stacks(frames: dict[int, list[str]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "stack_id": list(frames),
-            "frames": list(frames.values()),
-            "leaf": [f[-1] for f in frames.values()],
-            "handler": "",
-        }
-    )
-
-
-def _samples(weights: dict[int, int], endpoint: str = LIST) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "ts_ns": 0,
-            "end_ns": 0,
-            "n_samples": list(weights.values()),
-            "pid": 1,
-            "thread_id": 1,
-            "thread_name": "w",
-            "stack_id": list(weights),
-            "state": "cpu",
-            "endpoint": endpoint,
-            "request_id": "",
-            "attributed_by": "stack",
-        }
-    )
 
 
 def _requests(n: int, endpoint: str = LIST, start_ns: int = 0, end_ns: int = 10) -> pd.DataFrame:
@@ -97,8 +69,8 @@ def test_sla_loop_found_under_sqlite_n_plus_one_time():
     used to make ``ticket_summary`` the "hot spot" while the SLA loop, split between two
     functions, stayed under a fifth of the endpoint's CPU each."""
     frames = {1: LAZY_LOAD, 2: FETCH, 3: ORM, 4: SLA_LOOP, 5: SLA_HELPER}
-    sampled = _samples({1: 1760, 2: 656, 3: 490, 4: 313, 5: 435})
-    found = detect_cpu_hotspots(sampled, _stacks(frames), _requests(10), rate_hz=100.0)
+    sampled = samples({1: 1760, 2: 656, 3: 490, 4: 313, 5: 435})
+    found = detect_cpu_hotspots(sampled, stacks(frames), _requests(10), rate_hz=100.0)
     functions = [f.evidence[0]["function"] for f in found]
     assert functions == [
         "is_business_minute (/srv/opendesk/sla.py)",
@@ -112,8 +84,8 @@ def test_sla_loop_found_under_sqlite_n_plus_one_time():
 
 def test_fixed_list_whose_cpu_is_orm_work_has_no_hot_spot():
     frames = {1: FETCH, 2: ORM, 3: [*HANDLER[:3], "_filter (/srv/opendesk/api/tickets.py:54)"]}
-    sampled = _samples({1: 171, 2: 214, 3: 3})
-    assert detect_cpu_hotspots(sampled, _stacks(frames), _requests(100)) == []
+    sampled = samples({1: 171, 2: 214, 3: 3})
+    assert detect_cpu_hotspots(sampled, stacks(frames), _requests(100)) == []
 
 
 EXPORT_STACK = [
@@ -155,19 +127,19 @@ def _snapshots(rss_mb: int, heap_mb: int, at_ns: int = 5) -> pd.DataFrame:
 
 
 def test_memory_peak_needs_a_material_share_of_rss_per_request_in_flight():
-    stacks = _stacks({1: EXPORT_STACK, 2: HANDLER})
+    stack_table = stacks({1: EXPORT_STACK, 2: HANDLER})
     # in memory: one export holding 45 MiB of a 150 MiB worker
     whole = _allocations([(EXPORT, 1, 45 * MB), (LIST, 2, 5 * MB)])
-    found = detect_memory_peaks(whole, stacks, _requests(1, EXPORT), _snapshots(150, 55))
+    found = detect_memory_peaks(whole, stack_table, _requests(1, EXPORT), _snapshots(150, 55))
     assert [(f.kind, f.endpoint) for f in found] == [("memory_peak", EXPORT)]
     assert found[0].evidence[0]["share_of_rss_at_peak_per_request"] == 0.3
     # streaming: two overlapping exports each hold a 9.5 MiB chunk of a 120 MiB worker;
     # 79% of the tracked high-water mark, but 8% of the worker per request
     chunks = _allocations([(EXPORT, 1, 19 * MB), (LIST, 2, 5 * MB)])
     two = _requests(2, EXPORT)
-    assert detect_memory_peaks(chunks, stacks, two, _snapshots(120, 24)) == []
+    assert detect_memory_peaks(chunks, stack_table, two, _snapshots(120, 24)) == []
     # the same rows without snapshots: only the high-water-mark share is known
-    assert [f.endpoint for f in detect_memory_peaks(chunks, stacks, two)] == [EXPORT]
+    assert [f.endpoint for f in detect_memory_peaks(chunks, stack_table, two)] == [EXPORT]
 
 
 def test_code_nested_in_a_handler_is_the_handlers():
