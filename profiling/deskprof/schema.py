@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: stacks as lists of ids into a frames table (1: lists of labels)
+OLDEST_READABLE_VERSION = 1  # version 1 bundles are read through a migration on open
 MANIFEST = "manifest.json"
 RAW_DIR = "raw"
 
@@ -26,7 +27,7 @@ RAW_DIR = "raw"
 @dataclass(frozen=True)
 class Column:
     name: str
-    dtype: str  # int64 | float64 | string | bool | list<string>
+    dtype: str  # int64 | float64 | string | bool | list<int32>
     doc: str
 
 
@@ -91,9 +92,18 @@ TABLES: dict[str, tuple[Column, ...]] = {
     ),
     "stacks": _cols(
         ("stack_id", "int64", "key"),
-        ("frames", "list<string>", "root first; each 'function (file:line)'"),
+        (
+            "frame_ids",
+            "list<int32>",
+            "root first; keys into the frames table (open_capture gives them as 'frames', "
+            "a list of labels)",
+        ),
         ("leaf", "string", "the innermost frame"),
         ("handler", "string", "module:qualname-like frame matched to a route handler, if any"),
+    ),
+    "frames": _cols(
+        ("frame_id", "int64", "key"),
+        ("label", "string", "'function (file:line)', each distinct frame once"),
     ),
     # --- memray ------------------------------------------------------------------------
     "memory": _cols(

@@ -1,8 +1,8 @@
 """Where the external tools are: beside this interpreter first, then PATH.
 
-``DESKPROF_PYSPY``, ``DESKPROF_MEMRAY`` and ``DESKPROF_GDB`` override the lookup (a
-staging host may keep them elsewhere; tests point them at nothing to prove the
-missing-tool path).
+``DESKPROF_PYSPY``, ``DESKPROF_MEMRAY``, ``DESKPROF_GDB`` and ``DESKPROF_LLDB`` override
+the lookup (a staging host may keep them elsewhere; tests point them at nothing to prove
+the missing-tool path).
 """
 
 from __future__ import annotations
@@ -14,11 +14,17 @@ from pathlib import Path
 
 from deskprof.errors import ToolMissing
 
-OVERRIDES = {"py-spy": "DESKPROF_PYSPY", "memray": "DESKPROF_MEMRAY", "gdb": "DESKPROF_GDB"}
+OVERRIDES = {
+    "py-spy": "DESKPROF_PYSPY",
+    "memray": "DESKPROF_MEMRAY",
+    "gdb": "DESKPROF_GDB",
+    "lldb": "DESKPROF_LLDB",
+}
 INSTALL_HINT = {
     "py-spy": "run `make venv` (py-spy is a project dependency)",
     "memray": "run `make venv` (memray is a project dependency)",
     "gdb": "install gdb (Debian: apt-get install gdb); memray attach needs it",
+    "lldb": "install lldb (Debian: apt-get install lldb); memray attach can use it",
 }
 
 

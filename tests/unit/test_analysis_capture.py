@@ -96,7 +96,7 @@ def write_bundle(path: Path, *, finish: list[str] | None = None) -> Path:
 def test_opens_with_derived_columns(tmp_path: Path) -> None:
     capture = open_capture(write_bundle(tmp_path / "b", finish=[]))
     assert capture.complete and capture.partial_reasons == []
-    assert capture.tables == ["requests", "queries", "samples", "stacks"]
+    assert capture.tables == ["requests", "queries", "samples", "stacks", "frames"]
     assert capture.cpu_rate_hz == 50
     assert capture.requests["endpoint"].tolist() == ["GET /tickets"]
     queries = capture.queries
@@ -157,7 +157,7 @@ def test_not_a_bundle(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("version", "message"),
-    [(2, "newer than this deskprof reads .* upgrade deskprof"), (0, "older"), ("1", "unknown")],
+    [(3, "newer than this deskprof reads .* upgrade deskprof"), (0, "older"), ("1", "unknown")],
 )
 def test_schema_versions(tmp_path: Path, version: object, message: str) -> None:
     path = write_bundle(tmp_path / "b", finish=[])

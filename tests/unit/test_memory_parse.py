@@ -19,8 +19,8 @@ from deskprof.capture.memory import (
     snapshot_frame,
     temporal_rows,
 )
-from deskprof.capture.memory_source import url_port
 from deskprof.capture.stacks import StackTable
+from deskprof.capture.target import url_port
 from deskprof.errors import DeskprofError, NoSuchProcess, PermissionDenied, ToolMissing
 from deskprof.schema import columns
 

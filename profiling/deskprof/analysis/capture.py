@@ -19,19 +19,38 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deskprof.errors import BundleError
-from deskprof.schema import MANIFEST, SCHEMA_VERSION, STATUS_COMPLETE, TABLES
+from deskprof.schema import (
+    MANIFEST,
+    OLDEST_READABLE_VERSION,
+    SCHEMA_VERSION,
+    STATUS_COMPLETE,
+    TABLES,
+)
+
+# What open_capture gives for the stored stacks table: its frame ids resolved to labels
+STACK_VIEW = ("stack_id", "frames", "leaf", "handler")
 
 DEFAULT_CPU_RATE_HZ = 100.0
 _EMPTY = {"int64": 0, "float64": 0.0, "string": "", "bool": False}
 
 
 def _empty_table(name: str) -> pd.DataFrame:
+    if name == "stacks":
+        return pd.DataFrame(
+            {
+                "stack_id": pd.Series([], dtype="int64"),
+                "frames": pd.Series([], dtype=object),
+                "leaf": pd.Series([], dtype=str),
+                "handler": pd.Series([], dtype=str),
+            }
+        )
     out = {}
     for col in TABLES[name]:
-        if col.dtype == "list<string>":
+        if col.dtype.startswith("list<"):
             out[col.name] = pd.Series([], dtype=object)
         elif col.dtype == "string":
             out[col.name] = pd.Series([], dtype=str)
@@ -54,7 +73,7 @@ def conform(name: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         else:
             added.append(col.name)
             values = pd.Series([None] * n, index=frame.index, dtype=object)
-        if col.dtype == "list<string>":
+        if col.dtype.startswith("list<"):
             values = pd.Series(
                 [list(v) if v is not None and not _is_na(v) else [] for v in values],
                 index=frame.index,
@@ -161,18 +180,36 @@ class Capture:
     def _read(self, name: str) -> pd.DataFrame:
         if name not in self.tables:
             return _empty_table(name)
+        if name == "stacks":
+            return self._read_stacks()
         file = self.path / f"{name}.parquet"
-        try:
-            frame = pq.read_table(file).to_pandas()
-        except Exception as exc:
-            raise BundleError(
-                f"{file} cannot be read ({_first_line(exc)}); copy the bundle again from the "
-                "capture host"
-            ) from None
+        frame = _read_parquet(file).to_pandas()
         frame, added = conform(name, frame)
         if added:
             self._notes.append(f"{file.name} lacks columns {', '.join(added)} (filled empty)")
         return frame
+
+    def _read_stacks(self) -> pd.DataFrame:
+        """``stacks`` with ``frames`` as label lists: from frame ids and the ``frames``
+        table (version 2), or stored as labels (version 1 bundles, migrated on read)."""
+        from deskprof.capture.stacks import stacks_from_arrow
+
+        file = self.path / "stacks.parquet"
+        stored = _read_parquet(file)
+        if "frames" in stored.column_names:  # version 1 layout
+            frame = stored.to_pandas()
+            frame["frames"] = [list(f) if f is not None else [] for f in frame["frames"]]
+        else:
+            labels = self.path / "frames.parquet"
+            if not labels.is_file():
+                raise BundleError(
+                    f"{labels} is missing: {file.name} points into it; copy the whole bundle"
+                )
+            frame = stacks_from_arrow(stored, _read_parquet(labels))
+        for column in ("leaf", "handler"):
+            if column not in frame.columns:
+                frame[column] = ""
+        return frame[list(STACK_VIEW)]
 
     # --- tidy tables with derived columns ------------------------------------------
 
@@ -281,12 +318,29 @@ def _read_manifest(file: Path) -> dict[str, Any]:
             f"{file} has schema_version {version}, newer than this deskprof reads "
             f"({SCHEMA_VERSION}); upgrade deskprof"
         )
-    if version < SCHEMA_VERSION:
+    if version < OLDEST_READABLE_VERSION:
         raise BundleError(
             f"{file} has schema_version {version}, older than this deskprof reads "
-            f"({SCHEMA_VERSION}); open it with the deskprof version that wrote it"
+            f"({OLDEST_READABLE_VERSION}-{SCHEMA_VERSION}); open it with the deskprof "
+            "version that wrote it"
         )
     return manifest
+
+
+def _read_parquet(file: Path) -> pa.Table:
+    """The whole file as one Arrow table; a failure names the real cause in one line."""
+    try:
+        return pq.read_table(file)
+    except OSError as exc:
+        raise BundleError(
+            f"{file} cannot be read ({_first_line(exc)}): the file is damaged or was cut "
+            "short; copy the bundle again from the capture host"
+        ) from None
+    except Exception as exc:
+        raise BundleError(
+            f"{file} cannot be read by this deskprof ({type(exc).__name__}: "
+            f"{_first_line(exc)}); report it with the bundle's manifest.json"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

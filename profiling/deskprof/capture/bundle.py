@@ -20,8 +20,10 @@ from typing import Any
 
 import pandas as pd
 import psutil
+import pyarrow.parquet as pq
 
 from deskprof import __version__
+from deskprof.capture.stacks import StackTable
 from deskprof.schema import MANIFEST, RAW_DIR, SCHEMA_VERSION, STATUS_COMPLETE, STATUS_PARTIAL
 from deskprof.tools import find_tool
 
@@ -98,11 +100,27 @@ class BundleWriter:
             self.manifest["warnings"].append(message)
 
     def write_table(self, name: str, frame: pd.DataFrame) -> None:
+        if name == "stacks" and "frames" in frame.columns:  # label lists: store by frame id
+            table = StackTable()
+            for frames in frame.sort_values("stack_id")["frames"]:
+                table.intern(tuple(frames))
+            self.write_stacks(table)
+            return
         target = self.path / f"{name}.parquet"
         tmp = target.with_suffix(".parquet.tmp")
         frame.to_parquet(tmp, index=False)
         tmp.replace(target)
         self.manifest["counts"][name] = len(frame)
+
+    def write_stacks(self, stacks: StackTable) -> None:
+        """The ``stacks`` and ``frames`` tables of every source's shared stack table."""
+        stack_rows, frame_rows = stacks.to_arrow()
+        for name, table in (("frames", frame_rows), ("stacks", stack_rows)):
+            target = self.path / f"{name}.parquet"
+            tmp = target.with_suffix(".parquet.tmp")
+            pq.write_table(table, tmp)
+            tmp.replace(target)
+            self.manifest["counts"][name] = table.num_rows
 
     def write_manifest(self) -> None:
         target = self.path / MANIFEST

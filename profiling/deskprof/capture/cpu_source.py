@@ -1,4 +1,4 @@
-"""The ``cpu`` source: py-spy on every target PID for the capture window.
+"""The ``cpu`` source: py-spy on every serving process for the capture window.
 
 Overhead: py-spy samples from outside (``--nonblocking``: the target is never paused), so
 what it costs the target is the CPU it takes from the same host. We measure exactly that
@@ -10,7 +10,9 @@ apart, and so is the time it spends writing its file after the window.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,8 @@ import psutil
 from deskprof.capture.cpu import CpuRecorder
 from deskprof.capture.sources import Source
 from deskprof.capture.stacks import StackTable
+from deskprof.capture.target import serving_processes, url_port
+from deskprof.errors import DeskprofError
 
 OVERHEAD_HOW = (
     "psutil user+system CPU of each py-spy process (and any children) from when it began "
@@ -120,23 +124,84 @@ def sampler_overhead(meters: list[SamplerMeter], rate_hz: int) -> dict[str, Any]
     return result
 
 
+WATCH_INTERVAL_S = 1.0  # how often the source looks for workers started mid-capture
+
+
 class CpuSource(Source):
+    """py-spy on each serving process (uvicorn/gunicorn workers, or the server itself).
+
+    One py-spy per worker, not ``--subprocesses`` on the supervisor: py-spy's chrometrace
+    keeps each thread's previous stack by thread id alone, and forked workers share the
+    supervisor's pthread id, so their events interleave into stacks that grow without
+    bound (a gunicorn arbiter's frames repeated ~124 times per stack). A worker that a
+    supervisor starts during the window gets its own py-spy within a second."""
+
     name = "cpu"
 
     def __init__(self, options: Any) -> None:
         self.options = options
         self.recorders: list[CpuRecorder] = []
         self.meters: list[SamplerMeter] = []
+        self.failures: list[str] = []
+        self._target: Any = None
+        self._raw: Any = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _serving(self) -> list[int]:
+        port = url_port(self._target.url)
+        found: set[int] = set()
+        for pid in self._target.pids:
+            try:
+                found.update(serving_processes(pid, port))
+            except DeskprofError:
+                continue  # the supervisor is gone: the session notices
+        return sorted(found)
+
+    def _add(self, pids: list[int]) -> list[DeskprofError]:
+        """Start py-spy on ``pids`` in parallel; the errors of those that did not start."""
+        recorders = [CpuRecorder(pid, self._raw, self.options.cpu_rate) for pid in pids]
+        errors: list[DeskprofError] = []
+        with ThreadPoolExecutor(max_workers=max(1, len(recorders))) as pool:
+            attempts = [(r, pool.submit(r.start)) for r in recorders]
+        for recorder, attempt in attempts:
+            try:
+                attempt.result()
+            except DeskprofError as exc:
+                errors.append(exc)
+                continue
+            with self._lock:
+                self.recorders.append(recorder)
+                if recorder.process is not None:
+                    self.meters.append(SamplerMeter.begin(recorder.process.pid))
+        return errors
 
     def start(self, target: Any, writer: Any) -> None:
-        for pid in target.pids:
-            # --subprocesses follows uvicorn/gunicorn workers of a supervisor PID
-            recorder = CpuRecorder(pid, writer.raw, self.options.cpu_rate, subprocesses=True)
-            self.recorders.append(recorder.start())
-            if recorder.process is not None:
-                self.meters.append(SamplerMeter.begin(recorder.process.pid))
+        self._target, self._raw = target, writer.raw
+        errors = self._add(self._serving())
+        if not self.recorders:
+            raise errors[0] if errors else DeskprofError("no serving process to sample")
+        self.failures = [f"not sampled: {exc}" for exc in errors]
+        self._watcher = threading.Thread(target=self._watch, name="cpu-workers", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            with self._lock:
+                known = {r.pid for r in self.recorders}
+            try:
+                new = [pid for pid in self._serving() if pid not in known]
+            except Exception:  # a vanishing process must not end the watcher
+                continue
+            if new and not self._stop.is_set():
+                for exc in self._add(new):
+                    self.failures.append(f"not sampled (started mid-capture): {exc}")
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=15)
         for meter in self.meters:  # before SIGINT: writing its file is not overhead
             meter.end()
         for recorder in self.recorders:
@@ -147,10 +212,14 @@ class CpuSource(Source):
             overhead = writer.manifest.setdefault("overhead", {})
             overhead["cpu"] = sampler_overhead(self.meters, self.options.cpu_rate)
         stacks: StackTable = context.setdefault("stacks", StackTable())
-        frames, reasons = [], []
+        frames, reasons = [], list(self.failures)
         anchors = writer.manifest.setdefault("clock", {}).setdefault("anchors", {})
         for recorder in self.recorders:
-            result = recorder.result(stacks)
+            try:
+                result = recorder.result(stacks)
+            except DeskprofError as exc:
+                reasons.append(str(exc))
+                continue
             frames.append(result.samples)
             anchors[f"py-spy:{recorder.pid}"] = {
                 "ts_zero_ns": result.anchor_ns,
@@ -163,10 +232,13 @@ class CpuSource(Source):
             import pandas as pd
 
             writer.write_table("samples", pd.concat(frames, ignore_index=True))
-            writer.write_table("stacks", stacks.to_frame())
+            writer.write_stacks(stacks)
         writer.manifest.setdefault("sources", {})["cpu"] = {
-            "tool": "py-spy record --nonblocking --idle --subprocesses --format chrometrace",
+            "tool": "py-spy record --nonblocking --idle --format chrometrace, one per process",
             "rate_hz": self.options.cpu_rate,
+            "pids": sorted(r.pid for r in self.recorders),
+            "sampled": "each process that serves the target's port (workers, not their "
+            "supervisor); workers started during the window from when they appeared",
             "state": "leaf-frame classification (deskprof.capture.cpu.WAIT_LEAVES)",
         }
         return reasons

@@ -77,12 +77,14 @@ MODES = ("full", "aggregate")
 # --- running memray -------------------------------------------------------------------------
 
 
-def attach_command(memray: str, pid: int, output: Path, mode: str, window_s: float) -> list[str]:
+def attach_command(
+    memray: str, pid: int, output: Path, mode: str, window_s: float, method: str = "gdb"
+) -> list[str]:
     """``memray attach`` for one PID: all allocations or aggregated, Python frames only."""
     if mode not in MODES:
         raise DeskprofError(f"--memory-mode must be one of {', '.join(MODES)}, got {mode!r}")
     safety_s = math.ceil(window_s) + SAFETY_MARGIN_S
-    args = [memray, "attach", "--method", "gdb", "--output", str(output), "--no-compress"]
+    args = [memray, "attach", "--method", method, "--output", str(output), "--no-compress"]
     args += ["--duration", str(safety_s)]
     if mode == "aggregate":
         args.append("--aggregate")
@@ -117,14 +119,14 @@ def attach_error(pid: int, output: str) -> DeskprofError:
     return DeskprofError(f"memray attach failed on PID {pid}: {last[-1] if last else 'no output'}")
 
 
-def _run_memray(args: list[str], pid: int) -> tuple[int | None, str]:
+def _run_memray(args: list[str], pid: int, method: str = "gdb") -> tuple[int | None, str]:
     """Run a memray attach/detach command in its own session (Ctrl-C on the terminal must
     not interrupt gdb mid-attach); a timeout kills it and resumes the target, which a
     killed gdb can leave stopped."""
     env = dict(os.environ)
-    gdb = find_tool("gdb")
-    if gdb:  # memray runs "gdb" from PATH: make it the one deskprof found
-        env["PATH"] = f"{Path(gdb).parent}{os.pathsep}{env.get('PATH', '')}"
+    debugger = find_tool(method) if method in ("gdb", "lldb") else None
+    if debugger:  # memray runs the debugger from PATH: make it the one deskprof found
+        env["PATH"] = f"{Path(debugger).parent}{os.pathsep}{env.get('PATH', '')}"
     try:
         proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -153,6 +155,7 @@ class MemrayRecorder:
     raw_dir: Path
     mode: str = "full"
     window_s: float = 30.0
+    method: str = "gdb"  # one proven on this host (deskprof.capture.attach_trial)
     attach_ns: int = 0
     detach_ns: int = 0
     exited: bool = False
@@ -166,14 +169,13 @@ class MemrayRecorder:
 
     def start(self) -> MemrayRecorder:
         memray = require_tool("memray")
-        require_tool("gdb")
         if not psutil.pid_exists(self.pid):
             raise NoSuchProcess(f"no process with PID {self.pid}")
         self.raw_dir.mkdir(parents=True, exist_ok=True)
         _let_target_write(self.raw_dir, self.pid)
-        args = attach_command(memray, self.pid, self.output, self.mode, self.window_s)
+        args = attach_command(memray, self.pid, self.output, self.mode, self.window_s, self.method)
         self.attach_ns = time.time_ns()
-        code, output = _run_memray(args, self.pid)
+        code, output = _run_memray(args, self.pid, self.method)
         self.log.write_text(f"$ {' '.join(args)}\n{output}")
         if code != 0:
             self.attach_ns = 0
@@ -188,8 +190,8 @@ class MemrayRecorder:
         if not psutil.pid_exists(self.pid):
             self.exited = True
             return
-        args = [require_tool("memray"), "detach", "--method", "gdb", str(self.pid)]
-        code, output = _run_memray(args, self.pid)
+        args = [require_tool("memray"), "detach", "--method", self.method, str(self.pid)]
+        code, output = _run_memray(args, self.pid, self.method)
         with self.log.open("a") as log:
             log.write(f"$ {' '.join(args)}\n{output}")
         self.detach_ns = time.time_ns()
@@ -203,9 +205,22 @@ class MemrayRecorder:
             f"its tracking ends by itself {SAFETY_MARGIN_S}s after the window"
         )
 
+
+@dataclass
+class TrackedFile:
+    """One process's memray file and its window, however memray got in (attach or the
+    in-process tracker): what ``collect`` reads."""
+
+    pid: int
+    output: Path
+    start_ns: int
+    stop_ns: int
+    exited: bool = False
+    stop_problem: str | None = None
+
     def result(self, stacks: StackTable, qualnames: QualnameIndex, end_ns: int) -> MemoryResult:
         result = read_capture(self.output, self.pid, stacks, qualnames, end_ns)
-        result.anchor.update(attach_ns=self.attach_ns, detach_ns=self.detach_ns)
+        result.anchor.update(attach_ns=self.start_ns, detach_ns=self.stop_ns)
         if self.exited:
             result.partial_reason = (
                 f"PID {self.pid} exited while memray tracked it; kept what it wrote"

@@ -1,10 +1,17 @@
-"""The ``memory`` source: memray attached to every serving process for the capture window.
+"""The ``memory`` source: memray in every serving process for the capture window.
+
+How memray gets in, in order: where the probe is in the target (``--launch``, ``deskprof
+run``, ``deskprof.probe.install``) the probe starts ``memray.Tracker`` itself (no
+debugger: ``deskprof.probe.memtrack``); elsewhere ``memray attach`` with the first method
+proven on a scratch process of this host (``deskprof.capture.attach_trial``), never an
+unproven one. The method used for each process is in the manifest.
 
 Which processes: for each target PID, the descendants that hold the listening socket of
 the target URL's port (uvicorn ``--workers`` and gunicorn workers), else the PID itself
-when it serves alone. A launched target is attached the same way once it answers (why
-not ``memray run``: see ``deskprof.capture.memory``). Attaching takes about a second per
-process (gdb), so the processes are attached, and later detached, in parallel.
+when it serves alone; with the probe, also a worker that starts serving during the
+window. A launched target always has the probe (why not ``memray run``: see
+``deskprof.capture.memory``). Attaching takes about a second per process (gdb), so the
+processes are attached, and later detached, in parallel.
 
 A process memray cannot attach to is a warning and a partial reason while the others are
 captured; when none can be attached the source does not start, and the session goes on
@@ -13,49 +20,34 @@ with the other sources and marks the bundle partial with the reason.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 import psutil
 
-from deskprof.capture.memory import SNAPSHOT_INTERVAL_MS, MemrayRecorder, QualnameIndex
+from deskprof.capture.attach_trial import first_proven
+from deskprof.capture.memory import (
+    MODES,
+    SNAPSHOT_INTERVAL_MS,
+    MemrayRecorder,
+    QualnameIndex,
+    TrackedFile,
+    _let_target_write,
+)
+from deskprof.capture.memory_inprocess import START_WAIT_S, STOP_WAIT_S, InProcessTracking
 from deskprof.capture.sources import Source
 from deskprof.capture.stacks import StackTable
-from deskprof.capture.target import check_pid, python_workers
+from deskprof.capture.target import serving_processes, url_port
 from deskprof.errors import DeskprofError, ToolMissing
+from deskprof.probe.bootstrap import launch_environment
+from deskprof.probe.config import ENV_DIR, ProbeConfig
+from deskprof.probe.memtrack import NOT_IMPORTABLE
 from deskprof.tools import INSTALL_HINT, require_tool
-
-
-def serving_processes(pid: int, port: int | None) -> list[int]:
-    """The processes that answer requests for ``pid``: its descendants listening on
-    ``port``, else ``pid`` when it listens, else its Python children (or itself)."""
-    proc = check_pid(pid)
-    if port is not None:
-        listening = [p.pid for p in proc.children(recursive=True) if _listens(p, port)]
-        if listening:
-            return sorted(listening)
-        if _listens(proc, port):
-            return [pid]
-    return python_workers(pid)
-
-
-def _listens(proc: psutil.Process, port: int) -> bool:
-    try:
-        sockets = proc.net_connections(kind="tcp")
-    except psutil.Error:
-        return False
-    return any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port for s in sockets)
-
-
-def url_port(url: str) -> int | None:
-    parts = urlsplit(url)
-    try:
-        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:
-        return None
-
 
 # What benchmarks/capture_overhead.py measured with memray attached to the reference
 # OpenDesk's ticket list (one worker, SQLite small data) vs nothing attached, per mode:
@@ -107,63 +99,177 @@ def overhead_estimate(mode: str, written: list[tuple[int, float]]) -> dict[str, 
 
 
 class MemorySource(Source):
+    """memray in every serving process: from inside (the probe starts ``memray.Tracker``)
+    wherever the probe is, by a proven attach method elsewhere, never by an unproven one."""
+
     name = "memory"
 
     def __init__(self, options: Any) -> None:
         self.options = options
+        self.inprocess: InProcessTracking | None = None
         self.recorders: list[MemrayRecorder] = []
         self.failures: list[str] = []
+        self.methods: dict[int, str] = {}
+        self.trials: list[dict[str, Any]] = []
+
+    def launch_env(self, raw_dir: Any) -> dict[str, str]:
+        """A launched target gets the probe (switched off unless ``sql`` records) so that
+        memray runs inside it; the ``sql`` source sets the same directory when chosen."""
+        if "sql" in self.options.sources:
+            return {}
+        directory = (Path(raw_dir) / "probe").resolve()
+        directory.mkdir(parents=True, exist_ok=True)
+        config = ProbeConfig(out_dir=str(directory), enabled=False)
+        base = {**os.environ, **self.options.launch_env}
+        full = launch_environment(config, base)
+        return {key: value for key, value in full.items() if base.get(key) != value}
 
     def start(self, target: Any, writer: Any) -> None:
-        require_tool("memray")
-        require_tool("gdb")
+        if self.options.memory_mode not in MODES:
+            raise DeskprofError(
+                f"--memory-mode must be one of {', '.join(MODES)}, got {self.options.memory_mode!r}"
+            )
         try:
             import memray  # noqa: F401  (collect reads the files with memray.FileReader)
         except ImportError as exc:
             raise ToolMissing(f"memray not importable: {INSTALL_HINT['memray']}") from exc
         port = url_port(target.url)
         pids = sorted({w for pid in target.pids for w in serving_processes(pid, port)})
+        remaining = list(pids)
+        probe_dir = target.environ.get(ENV_DIR)
+        if probe_dir and Path(probe_dir).is_dir():
+            remaining = self._start_inprocess(Path(probe_dir), writer, pids)
+        if remaining:
+            self._attach(remaining, writer, in_target=bool(probe_dir))
+        if not self.recorders and not (self.inprocess and self.inprocess.tracked):
+            self._withdraw()
+            raise DeskprofError(self.failures[0] if self.failures else "no process tracked")
+        for failure in self.failures:
+            writer.warn(f"memory: {failure}")
+
+    def _start_inprocess(self, probe_dir: Path, writer: Any, pids: list[int]) -> list[int]:
+        """Ask the probe in each process to track; the PIDs it could not cover."""
+        _let_target_write(writer.raw, pids[0] if pids else os.getpid())
+        tracking = InProcessTracking(
+            probe_dir, writer.raw, self.options.memory_mode, self.options.duration_s
+        )
+        try:
+            tracking.start(pids)
+        except OSError as exc:
+            self.failures.append(
+                f"cannot ask the probe in {probe_dir} to track ({exc.strerror}); run the "
+                "capture as the target's user"
+            )
+            return pids
+        self.inprocess = tracking
+        for pid in tracking.tracked:
+            self.methods[pid] = INPROCESS_METHOD
+        remaining = []
+        for pid, error in sorted(tracking.failed.items()):
+            if error == NOT_IMPORTABLE:
+                self.failures.append(f"PID {pid}: {error}; trying to attach instead")
+                remaining.append(pid)
+            else:
+                self.failures.append(f"not tracked: PID {pid}: {error}")
+        for pid in tracking.silent:
+            self.failures.append(
+                f"PID {pid} did not answer the probe's memray request within "
+                f"{START_WAIT_S:g}s (no probe in it?); trying to attach instead"
+            )
+            remaining.append(pid)
+        return remaining
+
+    def _attach(self, pids: list[int], writer: Any, *, in_target: bool) -> None:
+        """Attach to ``pids`` with the first method proven on a scratch process here."""
+        try:
+            require_tool("memray")
+        except ToolMissing as exc:
+            self.failures.append(str(exc))
+            return
+        python = _target_python(pids[0])
+        trial, trials = first_proven(python, _python_version(python))
+        self.trials = [
+            {"method": t.method, "ok": t.ok, "detail": t.detail, "cached": t.cached} for t in trials
+        ]
+        if trial is None:
+            tried = "; ".join(f"{t.method}: {t.detail}" for t in trials) or (
+                "no debugger found (gdb or lldb): " + INSTALL_HINT["gdb"]
+            )
+            advice = (
+                "start the service under `deskprof run -- <command>` (memray then runs inside "
+                "it, no debugger)"
+                if not in_target
+                else "install memray in the target's environment"
+            )
+            self.failures.append(
+                f"memray cannot attach on this host ({tried}); not tried on PIDs "
+                f"{', '.join(map(str, pids))}: {advice}, or capture without --sources memory"
+            )
+            return
         recorders = [
-            MemrayRecorder(pid, writer.raw, self.options.memory_mode, self.options.duration_s)
+            MemrayRecorder(
+                pid, writer.raw, self.options.memory_mode, self.options.duration_s, trial.method
+            )
             for pid in pids
         ]
         with ThreadPoolExecutor(max_workers=len(recorders)) as pool:
             attempts = [(recorder, pool.submit(recorder.start)) for recorder in recorders]
-        errors: list[DeskprofError] = []
         for recorder, attempt in attempts:
             try:
                 attempt.result()
                 self.recorders.append(recorder)
+                self.methods[recorder.pid] = f"memray attach --method {trial.method}"
             except DeskprofError as exc:
-                errors.append(exc)
-        if not self.recorders:
-            raise errors[0]
-        self.failures = [f"not tracked: {exc}" for exc in errors]
-        for failure in self.failures:
-            writer.warn(f"memory: {failure}")
+                self.failures.append(f"not tracked: {exc}")
+
+    def _withdraw(self) -> None:
+        if self.inprocess is not None:
+            self.inprocess.withdraw()
 
     def stop(self) -> None:
+        if self.inprocess is not None:
+            self.inprocess.stop()
         if self.recorders:
             with ThreadPoolExecutor(max_workers=len(self.recorders)) as pool:
                 list(pool.map(MemrayRecorder.stop, self.recorders))
 
+    def _tracked(self) -> list[TrackedFile]:
+        files = [
+            TrackedFile(r.pid, r.output, r.attach_ns, r.detach_ns, r.exited, r.stop_problem)
+            for r in self.recorders
+        ]
+        if self.inprocess is not None:
+            for t in sorted(self.inprocess.tracked.values(), key=lambda t: t.pid):
+                self.methods.setdefault(t.pid, INPROCESS_METHOD)
+                problem = None
+                if t.state == "tracking":
+                    problem = (
+                        f"PID {t.pid} did not stop tracking within {STOP_WAIT_S:g}s; its "
+                        "deadline ends it"
+                    )
+                elif t.error:
+                    problem = f"PID {t.pid}: {t.error}"
+                files.append(TrackedFile(t.pid, t.output, t.start_ns, t.stop_ns, t.exited, problem))
+        return files
+
     def collect(self, writer: Any, context: dict[str, Any]) -> list[str]:
-        if not self.recorders:
+        tracked = self._tracked()
+        if not tracked:
             return []  # the session already recorded why the source did not start
         written = [
-            (r.output.stat().st_size if r.output.exists() else 0, (r.detach_ns - r.attach_ns) / 1e9)
-            for r in self.recorders
+            (f.output.stat().st_size if f.output.exists() else 0, (f.stop_ns - f.start_ns) / 1e9)
+            for f in tracked
         ]
         overhead = writer.manifest.setdefault("overhead", {})
         overhead["memory"] = overhead_estimate(self.options.memory_mode, written)
         stacks: StackTable = context.setdefault("stacks", StackTable())
         qualnames = QualnameIndex()
         anchors = writer.manifest.setdefault("clock", {}).setdefault("anchors", {})
-        reasons = list(self.failures)
+        reasons = [f for f in self.failures if not f.endswith("trying to attach instead")]
         memory, allocations = [], []
-        for recorder in self.recorders:
-            result = recorder.result(stacks, qualnames, context["end_ns"])
-            anchors[f"memray:{recorder.pid}"] = result.anchor
+        for entry in tracked:
+            result = entry.result(stacks, qualnames, context["end_ns"])
+            anchors[f"memray:{entry.pid}"] = result.anchor
             memory.append(result.memory)
             allocations.append(result.allocations)
             for warning in result.warnings:
@@ -172,21 +278,44 @@ class MemorySource(Source):
                 reasons.append(result.partial_reason)
         writer.write_table("memory", pd.concat(memory, ignore_index=True))
         writer.write_table("allocations", pd.concat(allocations, ignore_index=True))
-        writer.write_table("stacks", stacks.to_frame())
+        writer.write_stacks(stacks)
         import memray
 
         aggregate = self.options.memory_mode == "aggregate"
+        methods = sorted(set(self.methods.values()))
         writer.manifest.setdefault("sources", {})["memory"] = {
-            "tool": "memray attach --method gdb --no-compress"
-            + (" --aggregate" if aggregate else ""),
+            "tool": " + ".join(methods)
+            + " (--no-compress"
+            + (", aggregated)" if aggregate else ")"),
             "version": memray.__version__,
             "mode": self.options.memory_mode,
-            "pids": [recorder.pid for recorder in self.recorders],
+            "pids": [entry.pid for entry in tracked],
+            "method": {str(pid): self.methods[pid] for pid in sorted(self.methods)},
+            "attach_trials": self.trials,
             "snapshot_interval_ms": SNAPSHOT_INTERVAL_MS,
             "native_frames": False,
-            "tracked": "allocations made while attached; frees of older memory are ignored",
+            "tracked": "allocations made while tracked; frees of older memory are ignored",
             "kinds": ["high_water_mark", "leaked"] + ([] if aggregate else ["temporal"]),
             "temporal": "lifetime intervals aligned on snapshots; memory freed within one "
             "snapshot interval has no temporal row",
         }
         return reasons
+
+
+INPROCESS_METHOD = "in-process memray.Tracker (deskprof probe)"
+
+
+def _target_python(pid: int) -> str:
+    """The interpreter of ``pid`` (the scratch process of an attach trial runs it)."""
+    try:
+        exe = psutil.Process(pid).exe()
+    except psutil.Error:
+        return sys.executable
+    return exe if exe and "python" in Path(exe).name else sys.executable
+
+
+def _python_version(python: str) -> tuple[int, int]:
+    if python == sys.executable:
+        return sys.version_info[:2]
+    match = re.search(r"python(\d)\.(\d+)", Path(python).name)
+    return (int(match.group(1)), int(match.group(2))) if match else sys.version_info[:2]

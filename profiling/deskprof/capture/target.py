@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -83,6 +84,35 @@ def python_workers(pid: int) -> list[int]:
         if "python" in name.lower() and "resource_tracker" not in cmdline:
             workers.append(child.pid)
     return workers or [pid]
+
+
+def serving_processes(pid: int, port: int | None) -> list[int]:
+    """The processes that answer requests for ``pid``: its descendants listening on
+    ``port``, else ``pid`` when it listens, else its Python children (or itself)."""
+    proc = check_pid(pid)
+    if port is not None:
+        listening = [p.pid for p in proc.children(recursive=True) if _listens(p, port)]
+        if listening:
+            return sorted(listening)
+        if _listens(proc, port):
+            return [pid]
+    return python_workers(pid)
+
+
+def _listens(proc: psutil.Process, port: int) -> bool:
+    try:
+        sockets = proc.net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port for s in sockets)
+
+
+def url_port(url: str) -> int | None:
+    parts = urlsplit(url)
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
 
 
 def wait_for_url(url: str, timeout_s: float, process: subprocess.Popen | None = None) -> None:

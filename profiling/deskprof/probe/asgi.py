@@ -72,6 +72,8 @@ class ProbeASGIMiddleware:
         self.starlette_app = starlette_app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self.recorder.serving and scope["type"] == "http":
+            self.recorder.mark_serving()
         if not self.recorder.active or scope["type"] != "http" or SCOPE_KEY in scope:
             if scope["type"] == "lifespan":
                 send = self._flush_at_shutdown(send)

@@ -29,6 +29,7 @@ from typing import Any
 
 from deskprof.probe import control
 from deskprof.probe.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, FLUSH_INTERVAL_S
+from deskprof.probe.memtrack import MemoryTracking
 
 log = logging.getLogger("deskprof.probe")
 
@@ -73,6 +74,8 @@ class Recorder:
         self._wanted = enabled
         self._control: control.State | None = None
         self._users = 0
+        self.serving = False  # this process has received a request (it is a worker)
+        self.memory = MemoryTracking(self.out_dir)
         self._reset_process_state()
         self.poll_control()
         _LIVE.add(self)
@@ -119,6 +122,8 @@ class Recorder:
             return
         old_fd = self._fd
         self._reset_process_state()
+        self.serving = False
+        self.memory.reset()
         if old_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(old_fd)
@@ -133,6 +138,14 @@ class Recorder:
                 self._dropped += 1
             return
         self._buf.append(record)
+        if self._lazy_thread:
+            self._lazy_thread = False
+            self._start_thread()
+
+    def mark_serving(self) -> None:
+        """Called by the middleware on a process's first request, probe on or off: a
+        worker forked after start-up gets its flush thread (and memray switching) now."""
+        self.serving = True
         if self._lazy_thread:
             self._lazy_thread = False
             self._start_thread()
@@ -187,6 +200,7 @@ class Recorder:
         while not self._stop.wait(self.flush_interval):
             try:
                 self.poll_control()
+                self.memory.poll(self.serving)
                 self.flush()
             except Exception as exc:  # the thread must outlive any bug
                 self.error(exc, "the flush thread")
@@ -310,6 +324,7 @@ class Recorder:
             return
         self.closed = True
         self._apply()
+        self.memory.close()
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():

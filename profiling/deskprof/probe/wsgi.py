@@ -77,6 +77,8 @@ def handle(
     start_response: Any,
 ) -> Iterable[bytes]:
     """Run one request through ``wsgi_app``, recording it."""
+    if not recorder.serving:
+        recorder.mark_serving()
     if not recorder.active or ENVIRON_KEY in environ:
         return wsgi_app(environ, start_response)
     try:
@@ -221,6 +223,8 @@ class ProbeWSGIMiddleware:
                 recorder.error(exc, "connecting to got_request_exception")
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if not self.recorder.serving:
+            self.recorder.mark_serving()
         if not self.recorder.active:
             return self.wsgi_app(environ, start_response)
         return handle(self.recorder, self.wsgi_app, self.flask_app, environ, start_response)
@@ -243,6 +247,8 @@ def patch_flask_class(cls: type, recorder: Recorder) -> bool:
 
     @functools.wraps(original)
     def wsgi_app(self: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if not recorder.serving:
+            recorder.mark_serving()
         if not recorder.active or getattr(self, "_deskprof_probe_installed", False):
             return original(self, environ, start_response)
         try:
