@@ -162,3 +162,27 @@ def sqlite_copy(tmp_path: Path, seeded_sqlite: str) -> str:
     target = tmp_path / "opendesk.sqlite3"
     shutil.copy(source, target)
     return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def attach_proven() -> str:
+    """The memray attach method proven on this host, else skip quoting the failed trial:
+    attach-path tests need a host where debugger injection works (not every host)."""
+    from deskprof.capture.attach_trial import first_proven
+
+    trial, trials = first_proven()
+    if trial is None:
+        tried = "; ".join(f"{t.method}: {t.detail}" for t in trials) or "no gdb or lldb"
+        pytest.skip(f"memray attach does not work on this host ({tried})")
+    return trial.method
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_trial_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Attach verdicts of this test run stay in it (a stand-in gdb on PATH is a new host)."""
+    if "DESKPROF_CACHE_DIR" in os.environ:
+        yield
+        return
+    os.environ["DESKPROF_CACHE_DIR"] = str(tmp_path_factory.mktemp("deskprof-cache"))
+    yield
+    os.environ.pop("DESKPROF_CACHE_DIR", None)

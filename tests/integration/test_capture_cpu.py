@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
+from deskprof.analysis.capture import open_capture
 from opendesk.redis_server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,7 +30,7 @@ def test_cpu_capture_puts_the_list_handler_on_stacks_inside_the_window(tmp_path,
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((bundle / "manifest.json").read_text())
     samples = pd.read_parquet(bundle / "samples.parquet")
-    stacks = pd.read_parquet(bundle / "stacks.parquet").set_index("stack_id")
+    stacks = open_capture(bundle).table("stacks").set_index("stack_id")
     assert samples["n_samples"].sum() > 100
     assert manifest["start_ns"] <= samples["ts_ns"].min()
     assert samples["end_ns"].max() <= manifest["end_ns"]

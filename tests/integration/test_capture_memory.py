@@ -1,7 +1,10 @@
 """memray against a real OpenDesk under real load: launch and attach mode, and the faults.
 
-Each capture is the real `deskprof capture` command; the attach-mode tests share one
-two-worker server started here, the launch-mode test lets deskprof start its own.
+Each capture is the real `deskprof capture` command. Memory comes from inside the target
+wherever the probe is (a launched target; a server started under `deskprof run`), on
+every host; the tests of `memray attach` itself (a server without the probe) run only
+where an attach method was proven on a scratch process, and skip quoting the failed
+trial elsewhere. One test forces the failing host with a stand-in gdb on any machine.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from deskprof.analysis.capture import open_capture
 from deskprof.capture.memory import QualnameIndex, read_capture
 from deskprof.capture.stacks import StackTable
 from deskprof.capture.target import wait_for_url
@@ -42,7 +46,7 @@ def _capture(
 
 
 def _read(bundle: Path) -> SimpleNamespace:
-    stacks = pd.read_parquet(bundle / "stacks.parquet").set_index("stack_id")
+    stacks = open_capture(bundle).table("stacks").set_index("stack_id")
     allocations = pd.read_parquet(bundle / "allocations.parquet")
     allocations["frames"] = allocations["stack_id"].map(stacks["frames"])
     return SimpleNamespace(
@@ -68,8 +72,7 @@ def _listening_workers(server: SimpleNamespace) -> list[int]:
     )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, seeded_sqlite):
+def _serve(tmp_path_factory, seeded_sqlite, prefix: tuple[str, ...] = ()):
     """A two-worker OpenDesk started outside deskprof, as on staging."""
     database = tmp_path_factory.mktemp("memory-db") / "opendesk.sqlite3"
     shutil.copyfile(seeded_sqlite.removeprefix("sqlite:///"), database)
@@ -77,7 +80,8 @@ def server(tmp_path_factory, seeded_sqlite):
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path_factory.mktemp("memory-server") / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opendesk", "serve", "--port", str(port), "--workers", "2"],
+        [*prefix, sys.executable, "-m", "opendesk", "serve", "--port", str(port),
+         "--workers", "2"],
         env={**os.environ, "OPENDESK_DATABASE_URL": f"sqlite:///{database}"},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
@@ -91,6 +95,32 @@ def server(tmp_path_factory, seeded_sqlite):
     finally:
         stop_gracefully(proc, signal.SIGTERM, 20, kill_group=True)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, seeded_sqlite):
+    """Without the probe: memory only by attaching."""
+    yield from _serve(tmp_path_factory, seeded_sqlite)
+
+
+@pytest.fixture(scope="module")
+def probed_server(tmp_path_factory, seeded_sqlite):
+    """Started under `deskprof run --off`, the way the README says to run staging."""
+    probe_dir = tmp_path_factory.mktemp("probe")
+    prefix = (*DESKPROF, "run", "--off", "--out", str(probe_dir), "--")
+    yield from _serve(tmp_path_factory, seeded_sqlite, prefix)
+
+
+def _methods(b: SimpleNamespace) -> set[str]:
+    return set(b.manifest["sources"]["memory"]["method"].values())
+
+
+INPROCESS = "in-process memray.Tracker (deskprof probe)"
+FAILING_GDB = """#!/bin/sh
+case "$1" in --version) echo "GNU gdb (Debian 13.1-3) 13.1"; exit 0 ;; esac
+echo "Couldn't write extended state status: Bad address." >&2
+exit 1
+"""
 
 
 def test_launch_full_mode_tracks_each_worker_inside_the_window(tmp_path, sqlite_copy):
@@ -107,6 +137,7 @@ def test_launch_full_mode_tracks_each_worker_inside_the_window(tmp_path, sqlite_
     b = _read(bundle)
     tracked = b.manifest["sources"]["memory"]["pids"]
     assert len(tracked) == 2 and b.manifest["target"]["pids"][0] not in tracked, "workers only"
+    assert _methods(b) == {INPROCESS}, "a launched target has the probe: no debugger"
     assert set(b.memory["pid"]) == set(tracked)
     assert b.manifest["start_ns"] <= b.memory["ts_ns"].min()
     assert b.memory["ts_ns"].max() <= b.manifest["end_ns"]
@@ -132,7 +163,11 @@ def test_launch_full_mode_tracks_each_worker_inside_the_window(tmp_path, sqlite_
             assert live["size_bytes"].sum() == snap["heap_bytes"]
 
 
-def test_attach_aggregate_mode_and_the_server_lives_on(tmp_path, server):
+@pytest.mark.parametrize("how", ["probe", "attach"])
+def test_by_pid_aggregate_mode_and_the_server_lives_on(tmp_path, request, how):
+    server = request.getfixturevalue("probed_server" if how == "probe" else "server")
+    if how == "attach":
+        request.getfixturevalue("attach_proven")
     workers = _listening_workers(server)
     bundle = tmp_path / "b"
     proc = _capture(
@@ -143,6 +178,10 @@ def test_attach_aggregate_mode_and_the_server_lives_on(tmp_path, server):
     assert proc.returncode == 0, proc.stderr
     b = _read(bundle)
     assert b.manifest["sources"]["memory"]["pids"] == workers
+    if how == "probe":
+        assert _methods(b) == {INPROCESS}
+    else:
+        assert all(m.startswith("memray attach --method ") for m in _methods(b))
     assert set(b.allocations["kind"]) == {"high_water_mark", "leaked"}, "no history when aggregated"
     assert set(b.allocations.loc[b.allocations["kind"] == "high_water_mark", "pid"]) == set(workers)
     assert b.allocations["frames"].map(lambda fs: any("/opendesk/" in f for f in fs)).any()
@@ -153,7 +192,8 @@ def test_attach_aggregate_mode_and_the_server_lives_on(tmp_path, server):
     assert all((bundle / "raw" / f"memray-{pid}.bin").stat().st_size > 0 for pid in workers)
 
 
-def test_worker_killed_mid_capture_keeps_what_memray_wrote(tmp_path, server):
+def test_worker_killed_mid_capture_keeps_what_memray_wrote(tmp_path, probed_server):
+    server = probed_server
     bundle = tmp_path / "b"
     capture = subprocess.Popen(
         [*DESKPROF, "capture", "--url", server.url, "--pid", str(server.pid),
@@ -164,8 +204,9 @@ def test_worker_killed_mid_capture_keeps_what_memray_wrote(tmp_path, server):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and capture.poll() is None:
-            logs = list((bundle / "raw").glob("memray-*.log")) if bundle.exists() else []
-            if len(logs) == 2 and all("tracking PID" in p.read_text() for p in logs):
+            raw = bundle / "raw"
+            statuses = list(raw.glob("memray-*.status.json")) if raw.exists() else []
+            if len(statuses) == 2 and all('"tracking"' in p.read_text() for p in statuses):
                 break
             time.sleep(0.2)
         time.sleep(2)
@@ -190,16 +231,63 @@ def test_missing_tool_skips_memory_and_keeps_the_other_sources(tmp_path, server,
     proc = _capture(
         "--url", server.url, "--pid", str(server.pid), "--duration", "2",
         "--sources", "memory,system", "--workload", "none", "--out", str(bundle),
-        env={f"DESKPROF_{tool.upper()}": str(tmp_path / "nowhere")},
+        env={f"DESKPROF_{tool.upper()}": str(tmp_path / "nowhere"),
+             "DESKPROF_LLDB": str(tmp_path / "nowhere")},
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["partial_reasons"] == [f"memory: {tool} not found: " + {
-        "gdb": "install gdb (Debian: apt-get install gdb); memray attach needs it",
-        "memray": "run `make venv` (memray is a project dependency)",
-    }[tool]]  # fmt: skip
+    reasons = manifest["partial_reasons"]
+    assert len(reasons) == 1, reasons
+    assert {
+        "gdb": "memory: memray cannot attach on this host (no debugger found (gdb or lldb): "
+        "install gdb (Debian: apt-get install gdb)",
+        "memray": "memory: memray not found: run `make venv`",
+    }[tool] in reasons[0]
     assert manifest["counts"]["metrics"] > 0 and "memory" not in manifest["counts"]
+
+
+SLEEPING_SERVER = """
+import http.server, sys, threading, time
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])),
+                                         http.server.SimpleHTTPRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+while True:
+    time.sleep(0.5)  # where a failed injection killed processes (OSError: [Errno 514])
+"""
+
+
+def test_a_host_where_injection_fails_is_never_injected(tmp_path):
+    """gdb fails its trial: the process in time.sleep is not touched and lives; the
+    capture keeps the other sources and says in one line what to do."""
+    stand_in = tmp_path / "bin"
+    stand_in.mkdir()
+    (stand_in / "gdb").write_text(FAILING_GDB)
+    (stand_in / "gdb").chmod(0o755)
+    port = free_port()
+    target = subprocess.Popen([sys.executable, "-c", SLEEPING_SERVER, str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for_url(f"http://127.0.0.1:{port}", 30, target)
+        proc = _capture(
+            "--url", f"http://127.0.0.1:{port}", "--pid", str(target.pid), "--duration", "2",
+            "--sources", "memory,system", "--workload", "none", "--out", str(tmp_path / "b"),
+            env={"PATH": f"{stand_in}{os.pathsep}{os.environ['PATH']}",
+                 "DESKPROF_GDB": str(stand_in / "gdb"), "DESKPROF_LLDB": str(tmp_path / "no"),
+                 "DESKPROF_CACHE_DIR": str(tmp_path / "cache")},
+        )  # fmt: skip
+        time.sleep(1)
+        assert target.poll() is None, "the process in time.sleep is alive"
+    finally:
+        target.kill()
+        target.wait()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    (reason,) = manifest["partial_reasons"]
+    assert reason.startswith("memory: memray cannot attach on this host (gdb: Couldn't write")
+    assert "`deskprof run" in reason and str(target.pid) in reason
+    assert not list((tmp_path / "b" / "raw").glob("memray-*.log")), "no attach was tried"
+    assert manifest["counts"]["metrics"] > 0, "the other sources are kept"
 
 
 NON_DUMPABLE_SERVER = """
@@ -213,7 +301,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])),
 @pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv"
 )
-def test_no_ptrace_permission_is_one_clear_line(tmp_path):
+def test_no_ptrace_permission_is_one_clear_line(tmp_path, attach_proven):
     port = free_port()
     target = subprocess.Popen([sys.executable, "-c", NON_DUMPABLE_SERVER, str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -110,6 +110,7 @@ class MemorySource(Source):
         self.recorders: list[MemrayRecorder] = []
         self.failures: list[str] = []
         self.methods: dict[int, str] = {}
+        self.attach_errors: list[DeskprofError] = []
         self.trials: list[dict[str, Any]] = []
 
     def launch_env(self, raw_dir: Any) -> dict[str, str]:
@@ -143,6 +144,8 @@ class MemorySource(Source):
             self._attach(remaining, writer, in_target=bool(probe_dir))
         if not self.recorders and not (self.inprocess and self.inprocess.tracked):
             self._withdraw()
+            if self.attach_errors:  # the attach's own words (ptrace, no such process...)
+                raise self.attach_errors[0]
             raise DeskprofError(self.failures[0] if self.failures else "no process tracked")
         for failure in self.failures:
             writer.warn(f"memory: {failure}")
@@ -220,6 +223,7 @@ class MemorySource(Source):
                 self.recorders.append(recorder)
                 self.methods[recorder.pid] = f"memray attach --method {trial.method}"
             except DeskprofError as exc:
+                self.attach_errors.append(exc)
                 self.failures.append(f"not tracked: {exc}")
 
     def _withdraw(self) -> None:
