@@ -8,8 +8,11 @@ of watching it is applied to that same process in turn, for that arm only:
     probe          probe switched on (control file; every worker sees it within 0.25 s)
     probe+py-spy   probe on, plus ``py-spy record --rate 100 --nonblocking --idle`` on the
                    PID, started before the arm's warm-up and stopped after its last request
+    memray-in      probe off, memray.Tracker started inside the server by the probe for the
+                   arm (what a capture does under ``deskprof run``), ``--memray-mode``
+    memray-in-agg  the same, aggregated mode
     memray         probe off, ``memray attach`` (the memory source's recorder) for the arm,
-                   detached after it
+                   detached after it; only with a method proven on this host
 
 No tool runs outside its own arm, so a tool's idle CPU cannot slow another arm. Every
 round applies the arms in a new random order; in each arm the client sends a short
@@ -48,9 +51,11 @@ import numpy as np
 import psutil
 from endpoint_latency import database_copy, login  # same directory: shared helpers
 
+from deskprof.capture.attach_trial import first_proven
 from deskprof.capture.cpu import CpuRecorder
 from deskprof.capture.cpu_source import process_cpu_seconds
 from deskprof.capture.memory import MODES, MemrayRecorder
+from deskprof.capture.memory_inprocess import InProcessTracking
 from deskprof.errors import DeskprofError
 from deskprof.experiment.stats import Comparison, compare
 from deskprof.probe import control
@@ -62,7 +67,7 @@ from opendesk.config import DATA_DIR, Settings
 from opendesk.demo import ensure_seeded, start_server, stop_server
 from opendesk.redis_server import free_port
 
-ARMS = ("nothing", "probe", "probe+py-spy", "memray")
+ARMS = ("nothing", "probe", "probe+py-spy", "memray-in", "memray-in-agg", "memray")
 PATH = "/tickets"
 PYSPY_RATE = 100
 GOAL = 1.03  # probe + py-spy: under 3% p50 cost
@@ -138,6 +143,7 @@ def watched(
     control.set_state(probe_dir, "on" if arm.startswith("probe") else "off")
     spy: CpuRecorder | None = None
     memray: MemrayRecorder | None = None
+    inside: InProcessTracking | None = None
     tools: list[psutil.Process] = []
     outputs: list[Path] = []
     try:
@@ -147,8 +153,20 @@ def watched(
             tools.append(psutil.Process(spy.process.pid))
             outputs += [spy.output, spy.log]
         elif arm == "memray":
-            memray = MemrayRecorder(pid, raw, memray_mode, MEMRAY_SAFETY_WINDOW_S).start()
+            method = first_proven()[0]
+            assert method is not None
+            memray = MemrayRecorder(
+                pid, raw, memray_mode, MEMRAY_SAFETY_WINDOW_S, method.method
+            ).start()
             outputs += [memray.output, memray.log]
+        elif arm.startswith("memray-in"):
+            mode = "aggregate" if arm == "memray-in-agg" else memray_mode
+            inside = InProcessTracking(probe_dir, raw, mode, MEMRAY_SAFETY_WINDOW_S)
+            inside.start([pid])
+            if pid not in inside.tracked:
+                why = inside.failed.get(pid, "no answer from the probe")
+                raise DeskprofError(f"{arm}: the probe did not start memray: {why}")
+            outputs.append(inside.tracked[pid].output)
         time.sleep(SETTLE_S)  # the probe switch reaches the server within one flush tick
         yield tools, outputs
     finally:
@@ -157,6 +175,12 @@ def watched(
             spy.stop()
         if memray is not None:
             memray.stop()
+        if inside is not None:
+            inside.stop()
+            for status in raw.glob("memray-*.status.json"):
+                status.unlink()
+    if inside is not None and any(t.state == "tracking" for t in inside.tracked.values()):
+        raise DeskprofError("the server did not stop its in-process memray tracking")
     if memray is not None and (memray.stop_problem or memray.exited):
         # still tracked (or gone): every later arm would be measured under memray
         raise DeskprofError(memray.stop_problem or "the server exited while memray tracked it")
@@ -349,11 +373,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--arms: choose from {', '.join(ARMS)}, with 'nothing' (the baseline)")
     if min(args.rounds, args.requests, args.burst, args.concurrency) < 1 or args.off_rounds < 0:
         parser.error("--rounds, --requests, --burst and --concurrency must be at least 1")
-    for arm, tools in (("probe+py-spy", ["py-spy"]), ("memray", ["memray", "gdb"])):
-        missing = [tool for tool in tools if find_tool(tool) is None]
-        if arm in arms and missing:
-            print(f"# {', '.join(missing)} not found: arm {arm!r} left out", file=sys.stderr)
-            arms.remove(arm)
+    if "probe+py-spy" in arms and find_tool("py-spy") is None:
+        print("# py-spy not found: arm 'probe+py-spy' left out", file=sys.stderr)
+        arms.remove("probe+py-spy")
+    if "memray" in arms:
+        proven, trials = first_proven()
+        if proven is None:
+            tried = "; ".join(f"{t.method}: {t.detail}" for t in trials) or "no gdb or lldb"
+            print(f"# memray attach fails on this host ({tried}): arm 'memray' left out")
+            arms.remove("memray")
     try:
         return run(args, arms)
     except DeskprofError as exc:
@@ -396,9 +424,19 @@ def run(args: argparse.Namespace, arms: list[str]) -> int:
     expected = probe_arms * per_request_total(args)
     check = "as expected" if recorded == expected else "MISMATCH: the switch did not follow"
     print(f"# probe recorded {recorded} requests, {expected} sent in its arms: {check}")
-    if "memray" in trials:
-        written = statistics.median(t.tool_bytes for t in trials["memray"]) / 1e6
-        print(f"# memray {args.memray_mode} mode wrote a median {written:.1f} MB per arm")
+    for arm in ("memray-in", "memray-in-agg", "memray"):
+        if arm in trials:
+            written = statistics.median(t.tool_bytes for t in trials[arm]) / 1e6
+            mode = "aggregate" if arm == "memray-in-agg" else args.memray_mode
+            print(f"# {arm} ({mode} mode) wrote a median {written:.1f} MB per arm")
+    for arm in ("memray-in-agg", "memray-in"):
+        if arm in results:
+            p50 = results[arm]["p50"]
+            goal = "met" if p50.ci_high <= 1.5 else "not met" if p50.ci_low > 1.5 else "unresolved"
+            print(
+                f"reading: {arm} p50 ratio {p50.ratio:.3f} [{p50.ci_low:.3f}, "
+                f"{p50.ci_high:.3f}]: target <=1.5x {goal}"
+            )
     if "probe+py-spy" in results:
         spy_cpu = statistics.median(t.tool_cpu_ms for t in trials["probe+py-spy"])
         print(reading(results["probe+py-spy"], spy_cpu))

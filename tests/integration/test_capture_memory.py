@@ -170,16 +170,21 @@ def test_by_pid_aggregate_mode_and_the_server_lives_on(tmp_path, request, how):
         request.getfixturevalue("attach_proven")
     workers = _listening_workers(server)
     bundle = tmp_path / "b"
+    sources = "cpu,memory,sql,system" if how == "probe" else "memory,system"
     proc = _capture(
         "--url", server.url, "--pid", str(server.pid), "--duration", "4",
-        "--sources", "memory,system", "--memory-mode", "aggregate",
+        "--sources", sources, "--memory-mode", "aggregate",
         "--workload", "agent", "--users", "2", "--out", str(bundle),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     b = _read(bundle)
     assert b.manifest["sources"]["memory"]["pids"] == workers
-    if how == "probe":
+    if how == "probe":  # every source, complete, on any host
         assert _methods(b) == {INPROCESS}
+        assert b.manifest["status"] == "complete", b.manifest["partial_reasons"]
+        assert {"samples", "requests", "queries", "memory", "allocations"} <= set(
+            b.manifest["counts"]
+        )
     else:
         assert all(m.startswith("memray attach --method ") for m in _methods(b))
     assert set(b.allocations["kind"]) == {"high_water_mark", "leaked"}, "no history when aggregated"

@@ -87,3 +87,66 @@ def test_schema_tables_have_unique_columns():
     for name, cols in TABLES.items():
         names = [c.name for c in cols]
         assert len(names) == len(set(names)), name
+
+
+def test_a_bundle_of_50000_stacks_300_frames_deep_reads_back(tmp_path):
+    """Depth and count do not limit a bundle: frames stored once, stacks as id lists."""
+    from deskprof.analysis.capture import open_capture
+    from deskprof.capture.bundle import BundleWriter
+    from deskprof.capture.stacks import StackTable
+
+    shared = [f"frame_{n} (/srv/app/module_{n % 40}.py:{n})" for n in range(299)]
+    table = StackTable()
+    for n in range(50_000):
+        table.intern((*shared, f"leaf_{n} (/srv/app/leaf.py:{n})"))
+    writer = BundleWriter(tmp_path / "b")
+    writer.write_stacks(table)
+    writer.finish([])
+    assert (tmp_path / "b" / "stacks.parquet").stat().st_size < 20 * 1024**2
+    stacks = open_capture(tmp_path / "b").table("stacks")
+    assert len(stacks) == 50_000
+    assert stacks["frames"].map(len).eq(300).all()
+    row = stacks.set_index("stack_id").loc[49_999]
+    assert (
+        row["frames"][0] == shared[0] and row["frames"][-1] == "leaf_49999 (/srv/app/leaf.py:49999)"
+    )
+    assert row["leaf"] == row["frames"][-1]
+
+
+def test_a_version_1_bundle_is_read_through_the_migration(tmp_path):
+    """Stacks stored as label lists (schema 1) still open, with the same frames."""
+    import json
+
+    import pandas as pd
+
+    from deskprof.analysis.capture import open_capture
+    from deskprof.capture.bundle import BundleWriter
+
+    writer = BundleWriter(tmp_path / "b")
+    frames = ["run (threading.py:1)", "handler (/srv/app/api.py:9)"]
+    pd.DataFrame([dict(stack_id=0, frames=frames, leaf=frames[-1], handler="")]).to_parquet(
+        tmp_path / "b" / "stacks.parquet", index=False
+    )
+    writer.manifest["counts"]["stacks"] = 1
+    writer.finish([])
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    manifest["schema_version"] = 1
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    stacks = open_capture(tmp_path / "b").table("stacks")
+    assert stacks["frames"].tolist() == [frames]
+
+
+def test_an_unreadable_table_names_the_real_cause(tmp_path):
+    from deskprof.analysis.capture import open_capture
+    from deskprof.capture.bundle import BundleWriter
+    from deskprof.capture.stacks import StackTable
+    from deskprof.errors import BundleError
+
+    writer = BundleWriter(tmp_path / "b")
+    table = StackTable()
+    table.intern(("a (x.py:1)",))
+    writer.write_stacks(table)
+    writer.finish([])
+    (tmp_path / "b" / "frames.parquet").unlink()
+    with pytest.raises(BundleError, match=r"frames\.parquet is missing"):
+        open_capture(tmp_path / "b")

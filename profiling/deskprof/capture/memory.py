@@ -1,6 +1,10 @@
-"""Memory from memray, attached to each serving process for the capture window.
+"""Memory from memray in each serving process for the capture window: attaching, and
+reading what memray wrote (whichever way it got in).
 
-How memray runs: ``memray attach`` (gdb injects memray's tracker into the live
+Where the probe is in the target, memray's tracker is started from inside
+(``deskprof.probe.memtrack``, ``deskprof.capture.memory_inprocess``) and this module only
+reads its files. Otherwise: ``memray attach`` with a method proven on this host
+(``deskprof.capture.attach_trial``; gdb or lldb injects memray's tracker into the live
 interpreter) on every process that serves requests, ``--output`` a file under ``raw/``,
 ``--no-compress`` (lz4 compression would run inside the target at detach time, on its
 CPU), ``--aggregate`` when ``CaptureOptions.memory_mode == "aggregate"``, and

@@ -80,7 +80,7 @@ def overhead_estimate(mode: str, written: list[tuple[int, float]]) -> dict[str, 
         note = f"memray {mode} mode has no benchmark figure"
     else:
         note = (
-            f"memray intercepts every allocation inside the target; benchmarks/"
+            f"memray intercepts every allocation inside the target, however it got in; benchmarks/"
             f"capture_overhead.py --memray-mode {mode} measured the ticket list at p50 "
             f"x{measured['p50_ratio']} (95% CI {measured['p50_ci95']}) and server CPU per "
             f"request x{measured['server_cpu_per_request_ratio']} (95% CI "
@@ -88,7 +88,7 @@ def overhead_estimate(mode: str, written: list[tuple[int, float]]) -> dict[str, 
         )
     spans = [(size, max(0.0, seconds)) for size, seconds in written]
     return {
-        "tool": "memray attach (in the target)",
+        "tool": "memray inside the target (its in-process tracker, or attached)",
         "mode": mode,
         "bytes_written": sum(size for size, _ in spans),
         "bytes_per_s": round(sum(size / seconds for size, seconds in spans if seconds > 0)),
