@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from deskprof.redact import scrub_sql, scrub_text, scrub_value
 from deskprof.report.document import Embed, Figure, ReportDocument, Section, Table
 from deskprof.report.html import render_html
 from deskprof.report.markdown import pipe_table, render_markdown
-from deskprof.report.redact import scrub_sql, scrub_text, scrub_value
 
 SECRET = "s3cr3t-Pa55"
 

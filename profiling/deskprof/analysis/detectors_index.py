@@ -23,6 +23,7 @@ from deskprof.analysis.detectors_sql import NS_PER_MS, _reads, _stat, endpoint_s
 from deskprof.analysis.explain import SeqScan, explain, hypothetical_costs
 from deskprof.analysis.findings import Finding, Thresholds, severity_for
 from deskprof.errors import DeskprofError
+from deskprof.redact import scrub_sql
 
 _WHERE = re.compile(r"\bwhere\b(.+?)(?:\bgroup by\b|\border by\b|\blimit\b|\boffset\b|$)", re.S)
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
@@ -128,6 +129,7 @@ def detect_missing_indexes(
                 database_url,
                 str(slowest["statement"]),
                 slowest["parameters"],
+                analyze=t.explain_analyze,
                 timeout_s=t.explain_timeout_s,
                 parameters_kept=parameters_kept,
             )
@@ -233,7 +235,7 @@ def _finding(
         "table": scan.table,
         "table_rows": int(plan.table_rows.get(scan.table, 0)),
         "reason": problem["reason"],
-        "filter": scan.filter,
+        "filter": scrub_sql(scan.filter),  # EXPLAIN shows bound values in filters
         "sort_keys": scan.sort_keys,
         "selectivity": problem["selectivity"],
         "suggested_index": ddl,
@@ -241,7 +243,7 @@ def _finding(
         "cost_before": cost_before,
         "cost_after": cost_after,
         "candidates_tried": tried,
-        "plan": plan.text()[:MAX_PLAN_CHARS],
+        "plan": scrub_sql(plan.text())[:MAX_PLAN_CHARS],
         "plan_kind": "analyzed" if plan.analyzed else ("generic" if plan.generic else "estimated"),
         "plan_note": plan.note,
         "db_ms_per_request": round(per_request_ms, 3),

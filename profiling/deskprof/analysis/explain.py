@@ -1,14 +1,29 @@
 """EXPLAIN a captured statement, safely, on PostgreSQL or SQLite.
 
-Safety on a staging database: only SELECT (``WITH ... SELECT`` included, ``SELECT ...
-INTO`` and several statements refused), in a READ ONLY transaction that is always rolled
-back, with ``statement_timeout`` (default 5 s; SQLite: a progress handler) so a bad plan
-cannot run away.
+What can run on a staging database, and what guards it (a captured statement is text
+from a log: treat it as hostile):
+
+- **Plain EXPLAIN by default**: the statement is planned, never executed. ``EXPLAIN
+  ANALYZE`` (which executes it) only when the caller opts in (``analyze=True``,
+  ``--explain-analyze``), and even then never for a statement that calls a volatile or
+  unknown function (``pg_terminate_backend``, ``dblink_exec``, ``nextval``, a user
+  function that writes...): PostgreSQL's own catalogue (``pg_proc.provolatile``) decides,
+  and the plan says why ANALYZE was not run.
+- **One statement per call, by protocol**: every PostgreSQL command goes through the
+  extended query protocol (a binary cursor), which refuses several statements in one
+  text ("cannot insert multiple commands into a prepared statement") whatever a
+  tokenizer thought the text was; sqlite3 refuses them too. The SELECT check below is a
+  second line, not the guard.
+- A READ ONLY transaction that is always rolled back, and ``statement_timeout`` (default
+  5 s, never rounded to zero, i.e. never off; SQLite: a progress handler on a read-only
+  connection).
+
+Use a read-only role on a replica for ``--explain-database`` all the same.
 
 Parameter values: a captured statement has placeholders, and the probe keeps only the
-parameter *types* unless the capture ran with ``--keep-parameters``. With values,
-PostgreSQL runs ``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)``. Without them nothing can be
-executed, so we ask for the **generic plan** (the one PostgreSQL would cache for any
+parameter *types* unless the capture ran with ``--keep-parameters``. With values (and
+``analyze``), PostgreSQL runs ``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)``. Without them
+nothing can be executed, so we ask for the **generic plan** (the one PostgreSQL would cache for any
 values): ``EXPLAIN (GENERIC_PLAN)`` on PostgreSQL 16+, and on older servers ``PREPARE``
 plus ``plan_cache_mode = force_generic_plan`` and ``EXPLAIN EXECUTE`` with NULLs (the
 values are never looked at in a forced generic plan). Its row counts are the planner's
@@ -20,6 +35,7 @@ them).
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import time
@@ -36,6 +52,95 @@ from deskprof.analysis.detectors_sql import values_kept
 from deskprof.analysis.fingerprint import fingerprint, operation
 from deskprof.errors import DeskprofError
 
+MAX_TIMEOUT_S = 3600.0
+# Call-like words that are SQL syntax, not functions in pg_proc (so not "unknown")
+_SYNTAX_CALLS = frozenset(
+    {
+        "in",
+        "exists",
+        "values",
+        "any",
+        "all",
+        "some",
+        "coalesce",
+        "nullif",
+        "greatest",
+        "least",
+        "cast",
+        "row",
+        "array",
+        "extract",
+        "position",
+        "substring",
+        "trim",
+        "overlay",
+        "over",
+        "filter",
+        "within",
+        "as",
+        "and",
+        "or",
+        "not",
+        "on",
+        "using",
+        "from",
+        "select",
+        "join",
+        "where",
+        "lateral",
+        "case",
+        "when",
+        "then",
+        "else",
+        "end",
+        "is",
+        "like",
+        "ilike",
+        "similar",
+        "between",
+        "by",
+        "group",
+        "order",
+        "partition",
+        "rows",
+        "range",
+        "window",
+        "union",
+        "intersect",
+        "except",
+        "distinct",
+        "having",
+        "limit",
+        "offset",
+        "interval",
+        "collate",
+        "at",
+        "zone",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "localtime",
+        "localtimestamp",
+        "grouping",
+        "cube",
+        "rollup",
+        "sets",
+        "tablesample",
+        "for",
+        "with",
+        "recursive",
+        "treat",
+        "xmlelement",
+        "xmlforest",
+        "xmlparse",
+        "xmlpi",
+        "xmlroot",
+        "xmlserialize",
+        "xmlexists",
+        "normalize",
+    }
+)
+_CALL = re.compile(r"(?<![\w.$])([a-z_][\w$]*)\s*\(")
 REDACTED_NOTE = (
     "parameters were redacted; re-capture with --keep-parameters for EXPLAIN ANALYZE. "
     "This is the generic plan (estimated rows, nothing executed)"
@@ -171,12 +276,29 @@ def _values(parameters: Any, keys: list[int | str]) -> list[Any]:
 # --- the entry point -------------------------------------------------------------------
 
 
+def check_timeout(timeout_s: float) -> float:
+    """A statement timeout that is really one: positive, finite, at most an hour."""
+    if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s)):
+        raise DeskprofError(f"the EXPLAIN timeout must be a number of seconds, got {timeout_s!r}")
+    if not 0 < timeout_s <= MAX_TIMEOUT_S:
+        raise DeskprofError(
+            f"the EXPLAIN timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} s, "
+            f"got {timeout_s:g}"
+        )
+    return float(timeout_s)
+
+
+def timeout_ms(timeout_s: float) -> int:
+    """``statement_timeout`` in whole milliseconds, rounded up: 0 would switch it off."""
+    return max(1, math.ceil(check_timeout(timeout_s) * 1000))
+
+
 def explain(
     database_url: str,
     statement: str,
     parameters: Any = None,
     *,
-    analyze: bool = True,
+    analyze: bool = False,
     timeout_s: float = 5.0,
     parameters_kept: bool | None = None,
 ) -> Plan:
@@ -184,8 +306,10 @@ def explain(
 
     ``parameters`` is what the probe stored (JSON text or parsed): values when the capture
     kept them, else types (then the plan is generic and ``Plan.note`` says why).
-    Raises :class:`DeskprofError` for a non-SELECT, an unreachable database, a timeout or a
-    statement the database rejects."""
+    ``analyze`` opts in to executing it (PostgreSQL, with values, only when every function
+    it calls is immutable or stable). Raises :class:`DeskprofError` for a non-SELECT, an
+    unreachable database, a timeout or a statement the database rejects."""
+    check_timeout(timeout_s)
     check_select(statement)
     values = parse_parameters(parameters)
     kept = values is not None and (
@@ -273,10 +397,11 @@ def pg_read_only(url: URL, timeout_s: float) -> Iterator[Any]:
             f"cannot connect to {url.render_as_string()} to EXPLAIN: {_first_line(exc)}"
         ) from None
     try:
-        with conn.cursor() as cur:
+        # binary: every execute uses the extended protocol, one statement per call
+        with conn.cursor(binary=True) as cur:
             cur.execute("SET TRANSACTION READ ONLY")
             cur.execute(
-                "SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout_s * 1000)}",)
+                "SELECT set_config('statement_timeout', %s, true)", (f"{timeout_ms(timeout_s)}",)
             )
             yield cur
     except psycopg.errors.QueryCanceled:
@@ -293,18 +418,46 @@ def pg_read_only(url: URL, timeout_s: float) -> Iterator[Any]:
             conn.close()
 
 
-def pg_explain_json(cur: Any, statement: str, values: Any, *, analyze: bool) -> tuple[Any, bool]:
-    """Run the right EXPLAIN on ``cur`` and return (the top JSON object, analyzed)."""
+def unsafe_calls(cur: Any, statement: str) -> list[str]:
+    """The functions ``statement`` may call that are volatile or unknown to the server
+    (any overload volatile counts): such a statement is never run by EXPLAIN ANALYZE.
+    Over-inclusive on purpose: a word before ``(`` that the catalogue does not know as an
+    immutable or stable function is unsafe."""
+    names = sorted({m.group(1) for m in _CALL.finditer(fingerprint(statement))} - _SYNTAX_CALLS)
+    if not names:
+        return []
+    cur.execute(
+        "SELECT proname::text, bool_or(provolatile = 'v') FROM pg_proc "
+        "WHERE proname = ANY(%s) GROUP BY proname",
+        (names,),
+    )
+    known = {name: volatile for name, volatile in cur.fetchall()}
+    return [name for name in names if known.get(name, True)]
+
+
+def pg_explain_json(
+    cur: Any, statement: str, values: Any, *, analyze: bool
+) -> tuple[Any, bool, str]:
+    """Run the right EXPLAIN on ``cur``: (the top JSON object, analyzed, why not analyzed)."""
+    why_not = ""
+    if analyze:
+        unsafe = unsafe_calls(cur, statement)
+        if unsafe:
+            analyze = False
+            why_not = (
+                f"EXPLAIN ANALYZE not run: the statement calls {', '.join(unsafe)} (volatile "
+                "or unknown to the server), so it was planned, not executed"
+            )
     if values is not None:
         text, keys = rewrite_placeholders(statement, "format")
         options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
         cur.execute(f"EXPLAIN ({options}) {text}", _values(values, keys))
-        return _json_row(cur), analyze
+        return _json_row(cur), analyze, why_not
     text, keys = rewrite_placeholders(statement, "dollar")
     if not keys:  # nothing to bind: the real plan, with ANALYZE if asked
         options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
         cur.execute(f"EXPLAIN ({options}) {text}")
-        return _json_row(cur), analyze
+        return _json_row(cur), analyze, why_not
     # generic plan without values, on every version (16+ also has EXPLAIN (GENERIC_PLAN))
     cur.execute(f"PREPARE deskprof_explain AS {text}")
     cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
@@ -312,7 +465,7 @@ def pg_explain_json(cur: Any, statement: str, values: Any, *, analyze: bool) -> 
     cur.execute(f"EXPLAIN (FORMAT JSON) EXECUTE deskprof_explain({nulls})")
     top = _json_row(cur)
     cur.execute("DEALLOCATE deskprof_explain")
-    return top, False
+    return top, False, why_not
 
 
 def _json_row(cur: Any) -> Any:
@@ -323,7 +476,7 @@ def _json_row(cur: Any) -> Any:
 
 def _explain_pg(url: URL, statement: str, values: Any, *, analyze: bool, timeout_s: float) -> Plan:
     with pg_read_only(url, timeout_s) as cur:
-        top, analyzed = pg_explain_json(cur, statement, values, analyze=analyze)
+        top, analyzed, why_not = pg_explain_json(cur, statement, values, analyze=analyze)
         generic = values is None and bool(rewrite_placeholders(statement, "dollar")[1])
         root = top["Plan"]
         plan = Plan(
@@ -334,7 +487,7 @@ def _explain_pg(url: URL, statement: str, values: Any, *, analyze: bool, timeout
             generic=generic,
             total_cost=float(root.get("Total Cost", 0.0)),
             execution_ms=top.get("Execution Time"),
-            note=REDACTED_NOTE if generic else "",
+            note="; ".join(filter(None, [REDACTED_NOTE if generic else "", why_not])),
             seq_scans=list(_pg_seq_scans(root, analyzed, [], False)),
         )
         for table in sorted({scan.table for scan in plan.seq_scans}):
@@ -349,7 +502,7 @@ def _explain_pg(url: URL, statement: str, values: Any, *, analyze: bool, timeout
                 continue
             rows = float(row[0])
             if rows < 0:  # never analyzed: count, under the statement timeout
-                cur.execute(f'SELECT count(*) FROM "{table}"')
+                cur.execute(f"SELECT count(*) FROM {_quoted(table)}")
                 rows = float(cur.fetchone()[0])
             plan.table_rows[table] = rows
             plan.table_columns[table] = list(row[1])
@@ -361,6 +514,11 @@ def _explain_pg(url: URL, statement: str, values: Any, *, analyze: bool, timeout
             )
             plan.table_indexes[table] = [list(r[0]) for r in cur.fetchall()]
     return plan
+
+
+def _quoted(identifier: str) -> str:
+    """``identifier`` as a quoted SQL identifier (a name from a plan is data, not SQL)."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _pg_seq_scans(
@@ -406,7 +564,7 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
     if not Path(path).is_file():
         raise DeskprofError(f"no SQLite database at {path}; pass the file the capture used")
     conn = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True)
-    stop_at = time.monotonic() + timeout_s
+    stop_at = time.monotonic() + check_timeout(timeout_s)
     conn.set_progress_handler(lambda: int(time.monotonic() > stop_at), 10_000)
     try:
         text, keys = rewrite_placeholders(statement, "qmark")
@@ -442,18 +600,19 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
                 )
             )
             if table not in plan.table_rows:
+                quoted = _quoted(table)
                 plan.table_rows[table] = float(
-                    conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                    conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
                 )
                 plan.table_columns[table] = [
-                    str(r[1]) for r in conn.execute(f'PRAGMA table_info("{table}")')
+                    str(r[1]) for r in conn.execute(f"PRAGMA table_info({quoted})")
                 ]
                 plan.table_indexes[table] = [
-                    [str(c[2]) for c in conn.execute(f'PRAGMA index_info("{ix[1]}")')]
-                    for ix in conn.execute(f'PRAGMA index_list("{table}")').fetchall()
+                    [str(c[2]) for c in conn.execute(f"PRAGMA index_info({_quoted(ix[1])})")]
+                    for ix in conn.execute(f"PRAGMA index_list({quoted})").fetchall()
                 ]
         return plan
-    except sqlite3.OperationalError as exc:
+    except sqlite3.Error as exc:
         if "interrupted" in str(exc):
             raise DeskprofError(
                 f"EXPLAIN stopped after {timeout_s:g} s; EXPLAIN on a smaller copy"
@@ -481,6 +640,7 @@ def hypothetical_costs(
     Returns ``(cost_now, {"CREATE INDEX ON t (a, b)": cost})``, or None when the database
     is not PostgreSQL or has no ``hypopg`` extension installed (``CREATE EXTENSION
     hypopg`` is the DBA's call, so it is never created here)."""
+    check_timeout(timeout_s)
     check_select(statement)
     url = make_url(database_url)
     if url.get_backend_name() not in ("postgresql", "postgres"):
@@ -496,13 +656,14 @@ def hypothetical_costs(
         if cur.fetchone() is None:
             return None
         bound = values if kept else None
-        base = float(pg_explain_json(cur, statement, bound, analyze=False)[0]["Plan"]["Total Cost"])
+        top = pg_explain_json(cur, statement, bound, analyze=False)[0]
+        base = float(top["Plan"]["Total Cost"])
         costs: dict[str, float] = {}
         for table, columns in candidates:
             ddl = f"CREATE INDEX ON {table} ({', '.join(columns)})"
             cur.execute("SELECT hypopg_reset()")
             cur.execute("SELECT indexrelid FROM hypopg_create_index(%s)", (ddl,))
-            top, _ = pg_explain_json(cur, statement, bound, analyze=False)
+            top = pg_explain_json(cur, statement, bound, analyze=False)[0]
             costs[ddl] = float(top["Plan"]["Total Cost"])
         cur.execute("SELECT hypopg_reset()")
     return base, costs

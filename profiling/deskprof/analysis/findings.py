@@ -94,6 +94,7 @@ class Thresholds:
     index_selectivity: float = 0.1  # rows kept / rows scanned at most this
     index_min_cost_gain: float = 0.5  # Dexter: a hypothetical index must halve the cost
     explain_timeout_s: float = 5.0
+    explain_analyze: bool = False  # execute the statement (opt-in; never volatile calls)
     # uncached hot read: the same read repeated across requests, no write in between
     uncached_min_requests: int = 5
     uncached_min_ms: float = 10.0  # cacheable DB time per affected request

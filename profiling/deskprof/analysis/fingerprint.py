@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<comment>/\*.*?(?:\*/|\Z)|--[^\n]*)
+  | (?P<comment>/\*.*?(?:\*/|\Z)|--[^\n\r]*)
   | (?P<string>[Ee]'(?:[^'\\]|''|\\.)*(?:'|\Z)|[NnXxBbUu]?&?'(?:[^']|'')*(?:'|\Z))
   | (?P<dollar>\$(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|\Z))
   | (?P<quoted>"(?:[^"]|"")*(?:"|\Z)|`[^`]*(?:`|\Z)|\[[A-Za-z_][\w ]*\])

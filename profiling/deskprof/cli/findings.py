@@ -23,7 +23,17 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         "postgresql://... or sqlite:///path",
     )
     parser.add_argument(
-        "--explain-timeout", type=float, default=5.0, metavar="S", help="statement_timeout"
+        "--explain-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="statement_timeout, more than 0 and at most 3600 s (default 5)",
+    )
+    parser.add_argument(
+        "--explain-analyze",
+        action="store_true",
+        help="EXPLAIN ANALYZE (executes each SELECT, in a read-only transaction rolled back; "
+        "never one that calls a volatile or unknown function). Default: plan only",
     )
     parser.add_argument(
         "--min-severity", choices=("low", "medium", "high"), default="low", help="hide milder"
@@ -68,6 +78,7 @@ def render_text(findings: list[Any], skipped: list[dict[str, str]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from deskprof.analysis import open_capture
+    from deskprof.analysis.explain import MAX_TIMEOUT_S
     from deskprof.analysis.findings import (
         Thresholds,
         at_least,
@@ -75,13 +86,17 @@ def run(args: argparse.Namespace) -> int:
         findings_to_json,
     )
 
-    if args.explain_timeout <= 0:
-        raise DeskprofError("--explain-timeout must be a positive number of seconds")
+    if not 0 < args.explain_timeout <= MAX_TIMEOUT_S:
+        raise DeskprofError(
+            f"--explain-timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds"
+        )
     capture = open_capture(args.bundle)
     found = detect_all(
         capture,
         explain_url=args.explain_database,
-        thresholds=Thresholds(explain_timeout_s=args.explain_timeout),
+        thresholds=Thresholds(
+            explain_timeout_s=args.explain_timeout, explain_analyze=args.explain_analyze
+        ),
     )
     shown = at_least(found, args.min_severity)
     if args.format == "json":

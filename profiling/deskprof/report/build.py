@@ -5,7 +5,7 @@ overhead, partial or not), ranked findings with evidence, the per-endpoint table
 query profile, the interactive flame graph and figures; an experiment shows its verdict
 table, ratio plot, latency ECDFs per arm and, when its arms were captured, the
 differential flame graph and the query diff. Everything passes through
-``deskprof.report.redact`` on the way in.
+``deskprof.redact`` on the way in.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from deskprof.analysis.endpoints import endpoint_summary
 from deskprof.analysis.findings import detect_all
 from deskprof.errors import DeskprofError
 from deskprof.experiment.result import RESULT_FILE, ExperimentResult, load_result
+from deskprof.redact import scrub_sql, scrub_text, scrub_value
 from deskprof.report.document import Embed, Figure, ReportDocument, Section, Table
-from deskprof.report.redact import scrub_sql, scrub_text, scrub_value
 from deskprof.schema import MANIFEST
 
 TOP_QUERIES = 15

@@ -2,7 +2,7 @@
 
 Builders (``deskprof.report.build``) turn captures and experiment results into a
 ``ReportDocument``; renderers (``html``, ``markdown``) turn the document into a file.
-Everything in a document has already been redacted (``deskprof.report.redact``), so a
+Everything in a document has already been redacted (``deskprof.redact``), so a
 renderer cannot leak what a builder dropped.
 """
 

@@ -1,8 +1,9 @@
-"""Scrub secrets and SQL values from everything a shared report shows.
+"""Scrub secrets and SQL values from everything deskprof shows or shares.
 
-A report leaves the team that made it, so it is redacted by default whatever the capture
-kept: credentials in URLs, ``password=``/``token=``/``secret=`` style pairs, bearer
-tokens, and the literal values inside SQL text. Query parameter values appear only when
+Findings, reports and the load generator's request names leave the team that made them,
+so they are redacted by default whatever the capture kept: credentials in URLs,
+``password=``/``token=``/``secret=`` style pairs, bearer tokens, and the literal values
+inside SQL text (EXPLAIN plans and their filters included). Query parameter values appear only when
 the capture opted in (``--keep-parameters``) *and* the report is asked to show them.
 """
 
@@ -42,7 +43,7 @@ def scrub_sql(statement: str) -> str:
     return scrub_text(_SQL_NUMBER.sub("?", _SQL_STRING.sub("?", statement)))
 
 
-_SQL_KEYS = ("statement", "sql", "query", "fingerprint", "plan_query")
+_SQL_KEYS = ("statement", "sql", "query", "fingerprint", "plan", "filter")
 _PARAM_KEYS = ("parameters", "params")
 
 
