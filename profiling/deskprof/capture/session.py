@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deskprof.capture.bundle import BundleWriter, git_revision, host_facts, tool_versions
+from deskprof.capture.signals import Interrupted, StopSignals, signal_name
 from deskprof.capture.sources import AVAILABLE_SOURCES, SOURCE_NAMES, Source, build_sources
 from deskprof.capture.target import Target, wait_for_url
 from deskprof.capture.workload import WorkloadRun, WorkloadSpec, read_workload
@@ -84,6 +85,7 @@ class CaptureResult:
     status: str
     partial_reasons: list[str]
     manifest: dict[str, Any]
+    signal: int | None = None  # the stop signal that ended the capture early, if any
 
     @property
     def complete(self) -> bool:
@@ -101,6 +103,7 @@ class CaptureSession:
         self.sources: list[Source] = []
         self.workload: WorkloadRun | None = None
         self.partial: list[str] = []
+        self.signals = StopSignals()
 
     def say(self, message: str) -> None:
         if self.options.progress:
@@ -165,40 +168,57 @@ class CaptureSession:
         o = self.options
         o.validate()
         self.writer = writer = self._open_bundle()
-        try:
+        with self.signals:
             try:
-                if o.pids:  # a wrong PID is the user's mistake: say so before anything starts
-                    Target.attach(o.url, o.pids)
-                self.sources = build_sources(o)
-                self.target = self._resolve_target(writer)
-            except DeskprofError as exc:
-                writer.finish([f"not started: {exc}"])
-                raise
-            self._describe_target(writer, self.target)
-            self._capture(writer, self.target)
-        finally:
-            if self.target is not None and self.target.launched:
-                self.target.stop()
-        return CaptureResult(writer.path, writer.manifest["status"], self.partial, writer.manifest)
+                try:
+                    if o.pids:  # a wrong PID is the user's mistake: say so before anything
+                        Target.attach(o.url, o.pids)
+                    self.sources = build_sources(o)
+                    self.target = self._resolve_target(writer)
+                except DeskprofError as exc:
+                    writer.finish([f"not started: {exc}"])
+                    raise
+                except KeyboardInterrupt as exc:
+                    self.signals.shield()
+                    writer.finish([f"not started: interrupted ({signal_name(exc)})"])
+                    raise
+                self._describe_target(writer, self.target)
+                self._capture(writer, self.target)
+            finally:
+                self.signals.shield()
+                if self.target is not None and self.target.launched:
+                    self.target.stop()
+        return CaptureResult(
+            writer.path, writer.manifest["status"], self.partial, writer.manifest,
+            self.signals.received,
+        )  # fmt: skip
 
     def _capture(self, writer: BundleWriter, target: Target) -> None:
         o = self.options
         started_ns = time.time_ns()
         writer.manifest["start_ns"] = started_ns
         writer.manifest["clock"] = {"kind": "epoch_ns", "anchors": {}}
-        for source in self.sources:
-            try:
-                source.start(target, writer)
-            except DeskprofError as exc:
-                self.partial.append(f"{source.name}: {exc}")
-                writer.warn(f"{source.name} did not start: {exc}")
-        writer.write_manifest()
-        if o.workload is not None:
-            self.workload = WorkloadRun(o.workload, o.url, o.duration_s, writer.raw / "workload")
-            self.workload.start()
-        stop_reason = self._watch(writer, target, started_ns)
+        try:
+            for source in self.sources:
+                try:
+                    source.start(target, writer)
+                except DeskprofError as exc:
+                    self.partial.append(f"{source.name}: {exc}")
+                    writer.warn(f"{source.name} did not start: {exc}")
+            writer.write_manifest()
+            if o.workload is not None:
+                self.workload = WorkloadRun(
+                    o.workload, o.url, o.duration_s, writer.raw / "workload"
+                )
+                self.workload.start()
+            stop_reason = self._watch(writer, target, started_ns)
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: stop, keep what we have
+            elapsed = (time.time_ns() - started_ns) / 1e9
+            stop_reason = f"interrupted ({signal_name(exc)}) after {elapsed:.1f}s"
+        self.signals.shield()  # from here on nothing may interrupt stopping and writing
         if stop_reason:
             self.partial.append(stop_reason)
+        self.say("stopping the sources and writing the bundle")
         self._stop_all()
         ended_ns = time.time_ns()
         writer.manifest.update(end_ns=ended_ns, duration_s=(ended_ns - started_ns) / 1e9)
@@ -216,20 +236,16 @@ class CaptureSession:
         deadline = time.monotonic() + o.duration_s
         cap = o.max_disk_mb * 1024 * 1024
         last_report = 0.0
-        try:
-            while (remaining := deadline - time.monotonic()) > 0:
-                time.sleep(min(0.5, remaining))
-                elapsed = (time.time_ns() - started_ns) / 1e9
-                if not target.alive():
-                    return f"target exited after {elapsed:.1f}s"
-                if writer.size_bytes() > cap:
-                    return f"disk cap of {o.max_disk_mb:g} MB reached after {elapsed:.1f}s"
-                if time.monotonic() - last_report >= 2:
-                    last_report = time.monotonic()
-                    self.say(f"capturing {elapsed:5.1f}/{o.duration_s:g} s")
-        except KeyboardInterrupt:
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.5, remaining))
             elapsed = (time.time_ns() - started_ns) / 1e9
-            return f"interrupted (Ctrl-C) after {elapsed:.1f}s"
+            if not target.alive():
+                return f"target exited after {elapsed:.1f}s"
+            if writer.size_bytes() > cap:
+                return f"disk cap of {o.max_disk_mb:g} MB reached after {elapsed:.1f}s"
+            if time.monotonic() - last_report >= 2:
+                last_report = time.monotonic()
+                self.say(f"capturing {elapsed:5.1f}/{o.duration_s:g} s")
         return None
 
     def _stop_all(self) -> None:
@@ -318,4 +334,11 @@ def capture(**kwargs: Any) -> CaptureResult:
     return CaptureSession(CaptureOptions(**kwargs)).run()
 
 
-__all__ = ["CaptureOptions", "CaptureResult", "CaptureSession", "TargetUnreachable", "capture"]
+__all__ = [
+    "CaptureOptions",
+    "CaptureResult",
+    "CaptureSession",
+    "Interrupted",
+    "TargetUnreachable",
+    "capture",
+]

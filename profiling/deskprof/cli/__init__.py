@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except DeskprofError as exc:
         print(f"deskprof: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("deskprof: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from deskprof.capture.signals import exit_code, signal_name
+
+        print(f"deskprof: interrupted ({signal_name(exc)})", file=sys.stderr)
+        return exit_code(getattr(exc, "signum", None))

@@ -1,7 +1,8 @@
 """``deskprof capture``: CPU, memory, requests and SQL from a running OpenDesk, one bundle.
 
 Exit codes: 0 complete bundle; 1 partial bundle (kept, with the reason in its manifest
-and on the terminal); 2 a mistake in the command; 130 interrupted (bundle kept, partial).
+and on the terminal); 2 a mistake in the command; 128 + the signal when stopped by one
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; bundle kept, partial).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from deskprof.capture.session import CaptureOptions, CaptureSession
+from deskprof.capture.signals import exit_code
 from deskprof.capture.sources import AVAILABLE_SOURCES, SOURCE_NAMES
 from deskprof.capture.workload import WorkloadSpec
 from deskprof.workloads import SCENARIOS
@@ -107,5 +109,4 @@ def run(args: argparse.Namespace) -> int:
         f"deskprof: partial capture kept in {result.path}: {'; '.join(result.partial_reasons)}",
         file=sys.stderr,
     )
-    interrupted = any("interrupted" in reason for reason in result.partial_reasons)
-    return 130 if interrupted else 1
+    return exit_code(result.signal) if result.signal else 1
