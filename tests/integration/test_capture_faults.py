@@ -8,6 +8,7 @@ stay fast; the full-source capture is tested in test_capture_end_to_end.py.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -133,15 +134,17 @@ def test_ctrl_c_keeps_a_partial_bundle(tmp_path, sqlite_copy):
 
 
 def test_disk_cap(tmp_path, sqlite_copy):
+    """Enforced while capturing: the probe's records (and py-spy's trace, held in its
+    memory until the end) count before they reach the bundle."""
     port = free_port()
     proc = _run(
-        *_launch_args(sqlite_copy, port), "--duration", "30", "--sources", "system",
-        "--users", "2", "--max-disk-mb", "0.001", "--out", str(tmp_path / "b"),
+        *_launch_args(sqlite_copy, port), "--duration", "60", "--sources", "cpu,sql,system",
+        "--users", "4", "--max-disk-mb", "1", "--out", str(tmp_path / "b"),
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     manifest = _manifest(tmp_path / "b")
-    assert any("disk cap" in r for r in manifest["partial_reasons"])
-    assert manifest["duration_s"] < 20
+    assert any("disk cap of 1 MB reached" in r for r in manifest["partial_reasons"])
+    assert manifest["duration_s"] < 40
 
 
 def _wait_for_manifest_key(
@@ -159,3 +162,44 @@ def _wait_for_manifest_key(
             pass
         time.sleep(0.2)
     raise AssertionError(f"manifest never got {key!r}")
+
+
+SLEEPER = ["sleep", "60"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sources", ""], "--sources names no source"),
+        (["--cpu-rate", "0"], "--cpu-rate must be between 1 and 1000"),
+        (["--cpu-rate", "100000"], "--cpu-rate must be between 1 and 1000"),
+        (["--max-disk-mb", "0"], "--max-disk-mb must be at least 1 MB"),
+        (["--max-disk-mb", "-1"], "--max-disk-mb must be at least 1 MB"),
+        (["--pid", "1"], "--pid 1 is init"),
+        (["--pid", "SLEEPER"], "is not a Python process and starts none"),
+        (["--out", "FILE"], "is a file; choose a directory path"),
+        (["--out", "FILE/sub"], "which is a file; choose a directory path"),
+        (["--out", "/proc/deskprof-bundle"], "cannot write the bundle at /proc/deskprof-bundle"),
+        (["--workload", "BROKEN"], "has a syntax error at line 2"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path, args, message):
+    sleeper = subprocess.Popen(SLEEPER)
+    try:
+        (tmp_path / "file").write_text("x")
+        (tmp_path / "broken.py").write_text("from locust import HttpUser\ndef (:\n")
+        names = {"SLEEPER": str(sleeper.pid), "FILE": str(tmp_path / "file"),
+                 "BROKEN": str(tmp_path / "broken.py")}  # fmt: skip
+        args = [next((v + a[len(k):] for k, v in names.items() if a.startswith(k)), a)
+                for a in args]  # fmt: skip
+        base = {"--pid": [], "--out": ["--out", str(tmp_path / "b")]}
+        target = [] if "--pid" in args else ["--pid", str(os.getpid())]
+        out = [] if "--out" in args else base["--out"]
+        proc = _run("--url", "http://127.0.0.1:9", *target, *out, "--duration", "1", *args)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stderr

@@ -60,16 +60,27 @@ class SamplerMeter:
     end_ns: int = 0
     process: psutil.Process | None = None
 
+    start_rss: int = 0
+
     @classmethod
     def begin(cls, pid: int) -> SamplerMeter:
         meter = cls(pid)
         try:
             meter.process = psutil.Process(pid)
+            meter.start_rss = meter.process.memory_info().rss
         except psutil.Error:
             return meter
         meter.start_cpu_s = process_cpu_seconds(meter.process)
         meter.start_ns = time.time_ns()
         return meter
+
+    def grown_bytes(self) -> int:
+        if self.process is None:
+            return 0
+        try:
+            return max(0, self.process.memory_info().rss - self.start_rss)
+        except psutil.Error:
+            return 0
 
     def end(self) -> None:
         if self.process is not None and not self.end_ns:
@@ -197,6 +208,13 @@ class CpuSource(Source):
             if new and not self._stop.is_set():
                 for exc in self._add(new):
                     self.failures.append(f"not sampled (started mid-capture): {exc}")
+
+    def pending_bytes(self) -> int:
+        """py-spy keeps its trace in memory and writes it at the end: its memory growth
+        since it started is what will land in ``raw/`` (a close, conservative proxy)."""
+        with self._lock:
+            meters = list(self.meters)
+        return sum(meter.grown_bytes() for meter in meters)
 
     def stop(self) -> None:
         self._stop.set()

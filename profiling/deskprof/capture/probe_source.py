@@ -141,6 +141,14 @@ class ProbeSource(Source):
             time.sleep(2 * FLUSH_INTERVAL_S)  # every process looks each flush interval
         self.started = True
 
+    def pending_bytes(self) -> int:
+        """Attach mode: what the target's probe appended since the start (copied into
+        ``raw/probe/`` at the end); launch mode writes inside the bundle already."""
+        if self.mode != "attach" or not self.started or self.directory is None:
+            return 0
+        now = file_offsets(self.directory)
+        return sum(max(0, size - self.offsets.get(name, 0)) for name, size in now.items())
+
     def stop(self) -> None:
         if not self.started or self.directory is None:
             return

@@ -9,6 +9,7 @@ Whatever stops a capture early, what was captured is kept and the reason written
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import time
@@ -26,6 +27,8 @@ from deskprof.capture.workload import WorkloadRun, WorkloadSpec, read_workload
 from deskprof.errors import DeskprofError, TargetUnreachable
 
 DEFAULT_ROOT = Path("data") / "captures"
+MIN_CPU_RATE, MAX_CPU_RATE = 1, 1000  # above ~1 kHz py-spy takes a core and skews the target
+MIN_DISK_MB = 1.0
 
 
 @dataclass
@@ -50,6 +53,8 @@ class CaptureOptions:
     progress: Callable[[str], None] | None = None
 
     def validate(self) -> None:
+        if not self.sources:
+            raise DeskprofError(f"--sources names no source; choose from {', '.join(SOURCE_NAMES)}")
         unknown = sorted(set(self.sources) - set(SOURCE_NAMES))
         if unknown:
             raise DeskprofError(
@@ -65,10 +70,69 @@ class CaptureOptions:
             raise DeskprofError("give the target either by --pid (repeatable) or by --launch")
         if not 1 <= self.duration_s <= 6 * 3600:
             raise DeskprofError("--duration must be between 1 s and 6 h")
+        if not MIN_CPU_RATE <= self.cpu_rate <= MAX_CPU_RATE:
+            raise DeskprofError(
+                f"--cpu-rate must be between {MIN_CPU_RATE} and {MAX_CPU_RATE} samples/s "
+                f"(py-spy's useful range; 100 is the default), got {self.cpu_rate}"
+            )
+        if not (math.isfinite(self.max_disk_mb) and self.max_disk_mb >= MIN_DISK_MB):
+            raise DeskprofError(
+                f"--max-disk-mb must be at least {MIN_DISK_MB:g} MB (a bundle's manifest and "
+                f"tables need room), got {self.max_disk_mb:g}"
+            )
         if not self.url.startswith(("http://", "https://")):
             raise DeskprofError(f"--url must be an http(s) URL, got {self.url!r}")
         if self.workload is not None:
             self.workload.validate(self.url)
+        for pid in self.pids:
+            check_server_pid(pid)
+
+
+def check_out_dir(path: Path) -> None:
+    """The bundle directory must be new or empty, and creatable: one line if not."""
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.is_dir():
+            what = "is" if parent == path else f"is under {parent}, which is"
+            raise DeskprofError(f"--out {path} {what} a file; choose a directory path")
+        if parent.exists():
+            break
+    if path.is_dir() and any(path.iterdir()):
+        raise DeskprofError(f"{path} already holds files; choose a new --out directory")
+
+
+def check_server_pid(pid: int) -> None:
+    """A PID worth capturing: not init, and Python (itself or a child: a supervisor)."""
+    if pid <= 1:
+        raise DeskprofError(
+            f"--pid {pid} is {'init' if pid == 1 else 'not a process'}: give the PID of the "
+            "Python server (its supervisor or a worker); `pgrep -f uvicorn` finds it"
+        )
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        family = [proc, *proc.children(recursive=True)]
+        names = {p.name() for p in family}
+        python = any("python" in p.name().lower() or _runs_python(p) for p in family)
+    except psutil.NoSuchProcess:
+        return  # Target.attach says so in its own words
+    except psutil.AccessDenied:
+        return  # someone else's process: the sources say what they may not do
+    if not python:
+        raise DeskprofError(
+            f"PID {pid} ({', '.join(sorted(names))}) is not a Python process and starts none: "
+            "deskprof profiles Python servers; give the PID of the Python server"
+        )
+
+
+def _runs_python(proc: Any) -> bool:
+    import psutil
+
+    try:
+        exe = proc.exe()
+    except psutil.Error:
+        return False
+    return "python" in Path(exe).name.lower()
 
 
 def _bundle_dir(options: CaptureOptions) -> Path:
@@ -114,9 +178,14 @@ class CaptureSession:
     def _open_bundle(self) -> BundleWriter:
         o = self.options
         path = _bundle_dir(o)
-        if path.exists() and any(path.iterdir()):
-            raise DeskprofError(f"{path} already holds files; choose a new --out directory")
-        writer = BundleWriter(path)
+        check_out_dir(path)
+        try:
+            writer = BundleWriter(path)
+        except OSError as exc:
+            raise DeskprofError(
+                f"cannot write the bundle at {path}: {exc.strerror or exc}; choose a writable "
+                "--out directory"
+            ) from None
         writer.manifest.update(
             host=host_facts(),
             tools=tool_versions(),
@@ -241,8 +310,12 @@ class CaptureSession:
             elapsed = (time.time_ns() - started_ns) / 1e9
             if not target.alive():
                 return f"target exited after {elapsed:.1f}s"
-            if writer.size_bytes() > cap:
-                return f"disk cap of {o.max_disk_mb:g} MB reached after {elapsed:.1f}s"
+            used = writer.size_bytes() + sum(source.pending_bytes() for source in self.sources)
+            if used > cap:
+                return (
+                    f"disk cap of {o.max_disk_mb:g} MB reached after {elapsed:.1f}s "
+                    f"({used / 1e6:.1f} MB in the bundle or held by its sources)"
+                )
             if time.monotonic() - last_report >= 2:
                 last_report = time.monotonic()
                 self.say(f"capturing {elapsed:5.1f}/{o.duration_s:g} s")

@@ -40,6 +40,11 @@ class Source:
     def stop(self) -> None:
         pass
 
+    def pending_bytes(self) -> int:
+        """What this source holds outside the bundle directory that will be written into
+        it (the disk cap counts it while capturing, not only at the end)."""
+        return 0
+
     def collect(self, writer: BundleWriter, context: dict[str, Any]) -> list[str]:
         return []
 

@@ -57,6 +57,8 @@ class WorkloadSpec:
                 f"workload {self.scenario!r} is neither a built-in scenario "
                 f"({', '.join(SCENARIOS)}) nor a locustfile path"
             )
+        if not self.is_builtin:
+            check_locustfile(Path(self.scenario))
         if self.users < 1 or self.rate < 0:
             raise DeskprofError("--users must be at least 1 and --rate not negative")
         host = urlparse(url).hostname or ""
@@ -66,6 +68,26 @@ class WorkloadSpec:
                 f"refusing to send load to {host}: only loopback targets by default; "
                 "pass --allow-remote-load for a staging host you own"
             )
+
+
+def check_locustfile(path: Path) -> None:
+    """A locustfile that does not compile is one line quoting the error, before any load
+    starts (otherwise Locust dies in its own process and the capture sees no requests)."""
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise DeskprofError(f"cannot read locustfile {path}: {exc.strerror}") from None
+    try:
+        compile(source, str(path), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        text = (exc.text or "").strip()
+        raise DeskprofError(
+            f"locustfile {path} has a syntax error at {where}: {exc.msg}"
+            + (f": {text[:120]}" if text else "")
+        ) from None
+    except ValueError as exc:  # NUL bytes
+        raise DeskprofError(f"locustfile {path} is not Python source: {exc}") from None
 
 
 @dataclass
