@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from opendesk import metrics
-from opendesk.api import articles, auth, reports, tickets
+from opendesk.api import articles, auth, reports, tickets, validation
 from opendesk.config import Settings
 from opendesk.context import AppContext
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware)
     for module in (auth, tickets, reports, articles):
         app.include_router(module.router)
+    validation.install(app)  # bad input is a 422 with FastAPI's body, never a 500
     app.add_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
 
     @app.get("/health", tags=["system"])

@@ -78,11 +78,11 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, ticket_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(ticket_id, int):
+        if type(ticket_id) is not int or not 1 <= ticket_id <= 2**31 - 1:  # bool is an int
             raise TypeError("id")
         if sort.lstrip("-") in ("created_at", "updated_at"):
             value = datetime.fromisoformat(value)
-        elif not isinstance(value, str):
+        elif not isinstance(value, str) or "\x00" in value:
             raise TypeError("value")
         return value, ticket_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:

@@ -10,10 +10,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from opendesk.api.deps import current_user, get_session
+from opendesk.api.validation import ERROR_RESPONSES, NO_NUL
 from opendesk.context import utcnow
 from opendesk.models import Article, ArticleRating, User
 
-router = APIRouter(tags=["articles"])
+router = APIRouter(tags=["articles"], responses=ERROR_RESPONSES)
 ArticleId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -30,7 +31,7 @@ def _rating_summary(session: Session, article_ids: list[int]) -> dict[int, tuple
 
 @router.get("/articles")
 def search_articles(
-    q: str | None = Query(None, max_length=100),
+    q: str | None = Query(None, max_length=100, pattern=NO_NUL),
     category_id: int | None = Query(None, ge=1, le=2**31 - 1),
     page: int = Query(1, ge=1, le=10_000),
     page_size: int = Query(20, ge=1, le=100),

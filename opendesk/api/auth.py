@@ -12,21 +12,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opendesk.api.deps import get_ctx, get_session
+from opendesk.api.validation import ERROR_RESPONSES, Text
 from opendesk.context import AppContext, utcnow
 from opendesk.models import ApiToken, User
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], responses={401: ERROR_RESPONSES[401]})
+
+
+BCRYPT_MAX_BYTES = 72  # bcrypt refuses longer passwords (ValueError), so none can match
 
 
 class LoginIn(BaseModel):
-    email: str = Field(min_length=3, max_length=200)
-    password: str = Field(min_length=1, max_length=200)
+    email: Text = Field(min_length=3, max_length=200)
+    password: Text = Field(min_length=1, max_length=200)
 
 
 @router.post("/auth/login")
 def login(
     body: LoginIn, ctx: AppContext = Depends(get_ctx), session: Session = Depends(get_session)
 ) -> dict:
+    if len(body.password.encode()) > BCRYPT_MAX_BYTES:  # before the lookup: no account hint
+        raise HTTPException(401, "wrong e-mail or password")
     user = session.scalars(select(User).where(User.email == body.email.lower())).one_or_none()
     if (
         user is None

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from opendesk import reports
 from opendesk.api.deps import get_ctx, get_session, staff_user
+from opendesk.api.validation import ERROR_RESPONSES
 from opendesk.context import AppContext, utcnow
 from opendesk.models import User
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], responses=ERROR_RESPONSES)
 
 ReportName = Literal[
     "ticket-stats", "daily-trends", "agent-performance", "sla-compliance", "distribution"
@@ -25,7 +26,9 @@ DEFAULT_DAYS = {"sla-compliance": 7}
 def report(
     name: ReportName,
     days: int | None = Query(None, ge=1, le=366),
-    as_of: date | None = Query(None, description="end of the window (exclusive); default now"),
+    as_of: date | None = Query(
+        None, ge=date(1970, 1, 1), description="end of the window (exclusive); default now"
+    ),
     _user: User = Depends(staff_user),
     ctx: AppContext = Depends(get_ctx),
     session: Session = Depends(get_session),

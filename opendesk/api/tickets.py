@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opendesk import export, sla, ticket_writes, tickets
 from opendesk.api.deps import current_user, get_ctx, get_session, staff_user
+from opendesk.api.validation import ERROR_RESPONSES, NO_NUL, Text, unprocessable
 from opendesk.context import AppContext, utcnow
 from opendesk.models import OPEN_STATUSES, Ticket, User
 
-router = APIRouter(tags=["tickets"])
+router = APIRouter(tags=["tickets"], responses=ERROR_RESPONSES)
 
 Status = Literal["open", "in_progress", "on_hold", "resolved", "closed"]
 Priority = Literal["low", "medium", "high", "urgent"]
@@ -25,6 +27,7 @@ Sort = Literal["-created_at", "created_at", "-updated_at", "updated_at", "-numbe
 TagName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 MAX_ID = 2**31 - 1
 TicketId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ASSIGNEE = re.compile(r"[0-9]{1,10}")  # ASCII digits: str.isdigit() accepts "²", int() not
 
 
 def _filter(
@@ -41,8 +44,8 @@ def _filter(
     elif assignee == "none":
         unassigned = True
     elif assignee is not None:
-        if not assignee.isdigit() or int(assignee) > MAX_ID:
-            raise HTTPException(422, "assignee must be a user id, 'me' or 'none'")
+        if not ASSIGNEE.fullmatch(assignee) or int(assignee) > MAX_ID:
+            raise unprocessable("assignee must be a user id, 'me' or 'none'", "query", "assignee")
         assignee_id = int(assignee)
     return tickets.TicketFilter(
         status=status,
@@ -59,9 +62,14 @@ def _filter(
 def list_tickets(
     status: Status | None = None,
     priority: Priority | None = None,
-    assignee: str | None = Query(None, max_length=12, description="user id, 'me' or 'none'"),
+    assignee: str | None = Query(
+        None,
+        max_length=12,
+        pattern=r"^(me|none|[0-9]{1,10})$",
+        description="user id, 'me' or 'none'",
+    ),
     category_id: int | None = Query(None, ge=1, le=MAX_ID),
-    q: str | None = Query(None, max_length=100, description="text in the title"),
+    q: str | None = Query(None, max_length=100, pattern=NO_NUL, description="text in the title"),
     sort: Sort = "-created_at",
     page: int = Query(1, ge=1, le=1_000_000),
     page_size: int = Query(25, ge=1, le=100),
@@ -86,13 +94,17 @@ def list_tickets(
         raise HTTPException(400, str(exc)) from exc
 
 
-@router.get("/tickets/export.csv")
+@router.get(
+    "/tickets/export.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "the tickets as CSV"}},
+)
 def export_csv(
     status: Status | None = None,
     priority: Priority | None = None,
-    assignee: str | None = Query(None, max_length=12),
+    assignee: str | None = Query(None, max_length=12, pattern=r"^(me|none|[0-9]{1,10})$"),
     category_id: int | None = Query(None, ge=1, le=MAX_ID),
-    q: str | None = Query(None, max_length=100),
+    q: str | None = Query(None, max_length=100, pattern=NO_NUL),
     user: User = Depends(staff_user),
     ctx: AppContext = Depends(get_ctx),
     session: Session = Depends(get_session),
@@ -135,8 +147,8 @@ def ticket_detail(
 
 
 class TicketIn(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(min_length=1, max_length=20_000)
+    title: Text = Field(min_length=1, max_length=200)
+    description: Text = Field(min_length=1, max_length=20_000)
     priority: Priority = "medium"
     category_id: int | None = Field(None, ge=1, le=MAX_ID)
     tags: list[TagName] = Field(default_factory=list, max_length=10)
@@ -144,15 +156,26 @@ class TicketIn(BaseModel):
 
 
 class TicketPatch(BaseModel):
-    title: str | None = Field(None, min_length=1, max_length=200)
+    """Fields left out stay as they are; only ``assignee_id`` may be null (unassign)."""
+
+    title: Text | None = Field(None, min_length=1, max_length=200)
     status: Status | None = None
     priority: Priority | None = None
     assignee_id: int | None = Field(None, ge=1, le=MAX_ID)
     tags: list[TagName] | None = Field(None, max_length=10)
 
+    @model_validator(mode="after")
+    def _null_only_to_unassign(self) -> TicketPatch:
+        nulls = sorted(
+            name for name in self.model_fields_set - {"assignee_id"} if getattr(self, name) is None
+        )
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null (leave a field out to keep it)")
+        return self
+
 
 class CommentIn(BaseModel):
-    body: str = Field(min_length=1, max_length=20_000)
+    body: Text = Field(min_length=1, max_length=20_000)
     internal: bool = False
 
 
@@ -176,7 +199,7 @@ def create_ticket(
             ctx, session, user, **body.model_dump(), now=utcnow()
         )
     except ticket_writes.WriteRejected as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise unprocessable(str(exc)) from exc
     _commit(session)
     ticket_writes.after_commit(ctx, job)
     return tickets.ticket_summary(ctx, ticket, utcnow(), comment_count=0)
@@ -192,12 +215,10 @@ def update_ticket(
 ) -> dict:
     ticket = _load_visible(session, ticket_id, user)
     fields = body.model_dump(exclude_unset=True)
-    if "status" in fields and fields["status"] is None:
-        raise HTTPException(422, "status cannot be null")
     try:
         job = ticket_writes.update_ticket(ctx, session, user, ticket, fields, utcnow())
     except ticket_writes.WriteRejected as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise unprocessable(str(exc)) from exc
     _commit(session)
     if job is not None:
         ticket_writes.after_commit(ctx, job)
