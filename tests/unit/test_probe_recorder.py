@@ -138,3 +138,43 @@ def test_reader_starts_at_offsets_and_finds_the_stats_before_them(tmp_path):
 def test_reader_says_when_there_is_no_directory(tmp_path):
     with pytest.raises(BundleError, match="no probe output directory"):
         read_probe_dir(tmp_path / "nope")
+
+
+def test_a_full_disk_is_counted_and_shown_and_a_torn_line_is_never_data(tmp_path, monkeypatch):
+    """ENOSPC part-way through a write: the batch counts as dropped, the error is in the
+    side stats file that `probe status` reads, and the half line written is malformed,
+    not a record, while the next write starts on a line of its own."""
+    import errno
+
+    from deskprof.probe import recorder as module
+
+    recorder = Recorder(tmp_path, start=False)
+    recorder.emit(_query(1))
+    recorder.flush(final=True)
+    real_write = os.write
+    calls = {"n": 0}
+
+    def full_disk(fd, data):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))  # half a line lands
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(module.os, "write", full_disk)
+    for n in (2, 3, 4):  # 2 and 3 in one batch, 4 in a batch on the full disk
+        recorder.emit(_query(n))
+        if n != 2:
+            recorder.flush(final=True)
+    monkeypatch.setattr(module.os, "write", real_write)
+    stats = probe_stats(tmp_path)[os.getpid()]
+    assert stats["errors"] >= 2 and stats["dropped"] >= 1, stats
+    recorder.emit(_query(5))
+    recorder.flush(final=True)
+    recorder.close()
+    read = read_probe_dir(tmp_path)
+    ids = [r["query_id"] for r in read["queries"]]
+    final = probe_stats(tmp_path)[os.getpid()]
+    assert ids[0] == "1" and ids[-1] == "5" and "4" not in ids
+    assert len(ids) == final["written"], "what is counted written is what can be read"
+    assert final["written"] + final["dropped"] == 5
+    assert len(read["malformed"]) == 1, "the half line, never a record"

@@ -111,5 +111,18 @@ def last_stats_before(file: Path, offset: int) -> dict[str, Any] | None:
 
 
 def probe_stats(path: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
-    """The last ``probe_stats`` line of each pid: written, dropped, errors, active, ts_ns."""
-    return {int(s["pid"]): s for s in read_probe_dir(path)[STATS_KIND]}
+    """The newest counters of each pid (written, dropped, errors, active, ts_ns): its last
+    ``probe_stats`` line, or its ``probe-<pid>.stats`` side file when that is newer (it is
+    rewritten in place, so it still tells on a disk too full for another line)."""
+    stats = {int(s["pid"]): s for s in read_probe_dir(path)[STATS_KIND]}
+    for file in Path(path).glob("probe-*.stats"):
+        try:
+            record = json.loads(file.read_bytes().strip() or b"null")
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or record.get("kind") != STATS_KIND:
+            continue
+        pid = int(record.get("pid", 0))
+        if int(record.get("ts_ns", 0)) > int(stats.get(pid, {}).get("ts_ns", 0)):
+            stats[pid] = record
+    return stats

@@ -44,8 +44,15 @@ _SHARED: dict[str, Recorder] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+STATS_FILE_BYTES = 512  # preallocated: rewritten in place, so it works on a full disk
+
+
 def file_name(pid: int) -> str:
     return f"probe-{pid}.jsonl"
+
+
+def stats_file_name(pid: int) -> str:
+    return f"probe-{pid}.stats"
 
 
 class Recorder:
@@ -93,6 +100,8 @@ class Recorder:
         self._errors = 0
         self._bytes = 0
         self._fd: int | None = None
+        self._stats_fd: int | None = None
+        self._torn = False  # a write failed part-way: the file may end in half a line
         self._open_failed_at = 0.0
         self._flush_lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -120,13 +129,14 @@ class Recorder:
         """
         if self.closed:
             return
-        old_fd = self._fd
+        old_fds = (self._fd, self._stats_fd)
         self._reset_process_state()
         self.serving = False
         self.memory.reset()
-        if old_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(old_fd)
+        for old_fd in old_fds:
+            if old_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(old_fd)
         self._lazy_thread = True
 
     # --- the hot path -------------------------------------------------------------------
@@ -246,22 +256,39 @@ class Recorder:
                 continue
             lines.append(line)
             size += len(line)
-        self._written += len(lines)
+        kept = len(lines)
+        self._written += kept
         self._count_dropped(dropped)
-        if self._stats_due(final):
+        stats_due = self._stats_due(final)
+        if stats_due:
             lines.append(self._stats_line())
         if not lines:
             return
+        if self._torn:  # end the half line a failed write left, so the next one parses
+            lines.insert(0, b"\n")
         data = b"".join(lines)
         try:
             _write_all(fd, data)
+            self._torn = False
         except OSError as exc:
+            landed = getattr(exc, "written", 0)
+            if landed:  # the file may now end in part of a line (until a write succeeds)
+                self._torn = True
             self.error(exc, f"writing {self.path}")
-            failed = len(lines) - 1
-            self._written -= failed
-            self._count_dropped(failed)
+            whole, offset = 0, 1 if lines[0] == b"\n" else 0
+            for line in lines[offset : offset + kept]:
+                offset_bytes = sum(len(x) for x in lines[: offset + whole]) + len(line)
+                if offset_bytes > landed:
+                    break
+                whole += 1
+            self._written -= kept - whole  # records cut off or never written: dropped
+            self._count_dropped(kept - whole)
+            self._bytes += landed
+            self._write_side_stats()
             return
         self._bytes += len(data)
+        if stats_due:
+            self._write_side_stats()
 
     def _count_dropped(self, n: int) -> None:
         if n:
@@ -298,6 +325,35 @@ class Recorder:
         }
         return (json.dumps(record, separators=(",", ":")) + "\n").encode()
 
+    def _write_side_stats(self) -> None:
+        """The counters into ``probe-<pid>.stats``, in place: ``probe status`` can read
+        the errors of a disk too full for the JSON-lines file to take another line."""
+        fd = self._stats_fd
+        if fd is None:
+            return
+        written, dropped, errors, active = self._snapshot()
+        record = {
+            "kind": STATS_KIND, "pid": self.pid, "ts_ns": time.time_ns(), "written": written,
+            "dropped": dropped, "errors": errors, "active": active,
+        }  # fmt: skip
+        data = json.dumps(record, separators=(",", ":")).encode()
+        with contextlib.suppress(OSError):  # counted already; nothing else to tell it with
+            os.pwrite(fd, data.ljust(STATS_FILE_BYTES - 1) + b"\n", 0)
+
+    def _open_side_stats(self) -> None:
+        path = os.path.join(self.out_dir, stats_file_name(self.pid))
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError:
+            return
+        try:
+            if os.fstat(fd).st_size < STATS_FILE_BYTES:
+                os.pwrite(fd, b" " * (STATS_FILE_BYTES - 1) + b"\n", 0)
+        except OSError:
+            os.close(fd)
+            return
+        self._stats_fd = fd
+
     def _ensure_open(self) -> int | None:
         if self._fd is not None:
             return self._fd
@@ -314,6 +370,7 @@ class Recorder:
             self.error(exc, f"opening {self.path}")
             return None
         self._fd = fd
+        self._open_side_stats()
         return fd
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -331,10 +388,11 @@ class Recorder:
             thread.join(timeout=2.0)
         self._flush(final=True)
         with self._flush_lock:
-            if self._fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
-                self._fd = None
+            for fd in (self._fd, self._stats_fd):
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._fd = self._stats_fd = None
 
     def stats(self) -> dict[str, Any]:
         """The counters as they are now (written counts records already on disk)."""
@@ -351,9 +409,16 @@ class Recorder:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data``; an OSError carries ``written``, the bytes that did land."""
     view = memoryview(data)
+    done = 0
     while view:
-        n = os.write(fd, view)
+        try:
+            n = os.write(fd, view)
+        except OSError as exc:
+            exc.written = done  # type: ignore[attr-defined]
+            raise
+        done += n
         view = view[n:]
 
 
