@@ -36,6 +36,17 @@ def scrub_text(text: str) -> str:
     return _SECRET_PAIR.sub(lambda m: f"{m['key']}{m['sep']}{m['quote']}{MASK}", text)
 
 
+_QUERY_VALUE = re.compile(r"(?P<key>[?&;][^=&#;\s]*=)[^&#;\s]*")
+
+
+def request_name(name: str) -> str:
+    """A load generator's request label (Locust's default is the URL with its query)
+    with every query value masked: ``GET /articles?q=secret`` → ``GET /articles?q=***``."""
+    if not name:
+        return name
+    return scrub_text(_QUERY_VALUE.sub(lambda m: f"{m['key']}{MASK}", name))
+
+
 def scrub_sql(statement: str) -> str:
     """SQL text with every literal value replaced by ``?`` (placeholders stay as they are)."""
     if not statement:

@@ -67,6 +67,14 @@ def test_the_secret_reaches_the_bundle_but_not_the_report(secret_bundle, tmp_pat
     texts += [p.read_text(errors="replace") for p in (tmp_path / "r_files").glob("*.html")]
     for text in texts:
         assert SECRET not in text
+    # nor in the load generator's labels: its table, its raw records, Locust's own log
+    workload = pd.read_parquet(secret_bundle / "workload.parquet")
+    assert (workload["name"] == "/tickets?q=***").any(), workload["name"].unique()
+    assert not workload["name"].str.contains(SECRET).any()
+    for raw in (secret_bundle / "raw" / "workload").iterdir():
+        assert SECRET not in raw.read_text(errors="replace"), raw.name
+    findings = deskprof("findings", str(secret_bundle), "--format", "json")
+    assert findings.returncode == 0 and SECRET not in findings.stdout
     page = texts[0]
     # what the report shows of a capture (the findings themselves are tested elsewhere;
     # a 6 s capture of small data on a busy machine may not repeat a query often enough)

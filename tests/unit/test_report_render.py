@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -87,3 +89,15 @@ def test_markdown_writes_assets_beside_the_file(tmp_path):
 def test_pipe_table_escapes_pipes():
     frame = pd.DataFrame({"a": ["x|y"], "b": [1.0]})
     assert "x\\|y" in pipe_table(frame)
+
+
+def test_explain_plans_and_request_labels_lose_their_values():
+    from deskprof.redact import request_name
+
+    plan = "Seq Scan on tickets  Filter: ((title)::text ~~* '%SECRET-XYZ-123%'::text)"
+    scrubbed = scrub_value({"plan": plan, "filter": plan, "plan_kind": "analyzed"})
+    assert "SECRET-XYZ-123" not in json.dumps(scrubbed)
+    assert scrubbed["plan_kind"] == "analyzed"
+    assert request_name("GET /tickets?q=SECRET&page=2") == "GET /tickets?q=***&page=***"
+    assert request_name("/articles?token=abc") == "/articles?token=***"
+    assert request_name("GET /tickets/{id}") == "GET /tickets/{id}"

@@ -5,15 +5,25 @@ Locust's ``request`` event: the start is the event's ``start_time`` (the end min
 Locust's response time on Locust versions without it), the end is when the event fires.
 Closed loop only, so the intended start is the actual start. A locustfile that sends an
 ``X-Request-ID`` header gets it recorded, so its requests join the probe's.
+
+Request labels are redacted before Locust sees them (its statistics and its log, our
+records): Locust labels a request by its URL, query included, unless the locustfile names
+it, so a search for a customer's e-mail would otherwise be in every file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
+from typing import Any
+from urllib.parse import urlsplit
 
 from locust import events
+from locust.clients import HttpSession
+
+from deskprof.redact import request_name
 
 OUT = os.path.join(os.environ.get("DESKPROF_WORKLOAD_DIR", "."), f"workload-{os.getpid()}.jsonl")
 _rows: list[str] = []
@@ -32,6 +42,42 @@ def sent_request_id(response: object) -> str:
     return str(value or "")[:200]
 
 
+def _default_label(url: Any) -> str:
+    """What Locust would label an unnamed request: the URL's path and query."""
+    text = url.decode(errors="replace") if isinstance(url, bytes) else str(url)
+    parts = urlsplit(text)
+    if not parts.scheme:
+        return text
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _redacting(request: Any) -> Any:
+    @functools.wraps(request)
+    def wrapper(self: Any, method: Any, url: Any, name: str | None = None, *args, **kwargs):
+        label = request_name(name if name is not None else _default_label(url))
+        return request(self, method, url, label, *args, **kwargs)
+
+    wrapper._deskprof_redacting = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def redact_labels() -> None:
+    """Every Locust client's ``request`` labels its requests with redacted names."""
+    sessions: list[Any] = [HttpSession]
+    try:
+        from locust.contrib.fasthttp import FastHttpSession
+
+        sessions.append(FastHttpSession)
+    except ImportError:  # FastHttpUser's extra is not installed
+        pass
+    for session in sessions:
+        if not getattr(session.request, "_deskprof_redacting", False):
+            session.request = _redacting(session.request)
+
+
+redact_labels()
+
+
 @events.request.add_listener
 def _record(request_type, name, response_time, response_length, exception=None, **kw) -> None:
     end_ns = time.time_ns()
@@ -45,7 +91,7 @@ def _record(request_type, name, response_time, response_length, exception=None, 
     _rows.append(
         json.dumps(
             {
-                "name": name,
+                "name": request_name(str(name)),
                 "method": request_type,
                 "intended_ns": start_ns,
                 "start_ns": start_ns,
