@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -252,6 +253,20 @@ def test_missing_tool_skips_memory_and_keeps_the_other_sources(tmp_path, server,
     assert manifest["counts"]["metrics"] > 0 and "memory" not in manifest["counts"]
 
 
+@contextmanager
+def _script_server(script: str):
+    """A tiny Python HTTP server from ``script`` (its port is argv[1]), killed after."""
+    port = free_port()
+    target = subprocess.Popen([sys.executable, "-c", script, str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for_url(f"http://127.0.0.1:{port}", 30, target)
+        yield f"http://127.0.0.1:{port}", target
+    finally:
+        target.kill()
+        target.wait()
+
+
 SLEEPING_SERVER = """
 import http.server, sys, threading, time
 server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])),
@@ -269,13 +284,9 @@ def test_a_host_where_injection_fails_is_never_injected(tmp_path):
     stand_in.mkdir()
     (stand_in / "gdb").write_text(FAILING_GDB)
     (stand_in / "gdb").chmod(0o755)
-    port = free_port()
-    target = subprocess.Popen([sys.executable, "-c", SLEEPING_SERVER, str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_for_url(f"http://127.0.0.1:{port}", 30, target)
+    with _script_server(SLEEPING_SERVER) as (url, target):
         proc = _capture(
-            "--url", f"http://127.0.0.1:{port}", "--pid", str(target.pid), "--duration", "2",
+            "--url", url, "--pid", str(target.pid), "--duration", "2",
             "--sources", "memory,system", "--workload", "none", "--out", str(tmp_path / "b"),
             env={"PATH": f"{stand_in}{os.pathsep}{os.environ['PATH']}",
                  "DESKPROF_GDB": str(stand_in / "gdb"), "DESKPROF_LLDB": str(tmp_path / "no"),
@@ -283,9 +294,6 @@ def test_a_host_where_injection_fails_is_never_injected(tmp_path):
         )  # fmt: skip
         time.sleep(1)
         assert target.poll() is None, "the process in time.sleep is alive"
-    finally:
-        target.kill()
-        target.wait()
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     (reason,) = manifest["partial_reasons"]
@@ -307,20 +315,13 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])),
     os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv"
 )
 def test_no_ptrace_permission_is_one_clear_line(tmp_path, attach_proven):
-    port = free_port()
-    target = subprocess.Popen([sys.executable, "-c", NON_DUMPABLE_SERVER, str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_for_url(f"http://127.0.0.1:{port}", 30, target)
+    with _script_server(NON_DUMPABLE_SERVER) as (url, target):
         proc = _capture(
-            "--url", f"http://127.0.0.1:{port}", "--pid", str(target.pid), "--duration", "1",
+            "--url", url, "--pid", str(target.pid), "--duration", "1",
             "--sources", "memory", "--workload", "none", "--out", str(tmp_path / "b"),
             prefix=("setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace"),
         )  # fmt: skip
         assert target.poll() is None, "the target survives a refused attach"
-    finally:
-        target.kill()
-        target.wait()
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     reasons = json.loads((tmp_path / "b" / "manifest.json").read_text())["partial_reasons"]
     assert len(reasons) == 1 and reasons[0].startswith(
