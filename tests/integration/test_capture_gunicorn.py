@@ -68,6 +68,10 @@ def test_forking_server_by_master_pid(tmp_path, kind):
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "TESTAPP_DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # create and fill the database once: two workers creating it at once lock SQLite
+    subprocess.run([sys.executable, "-c", "import tests.apps.models as m; "
+                    "m.init_db(m.database_url())"],
+                   env=env, cwd=ROOT, check=True, timeout=60)  # fmt: skip
     command = [*DESKPROF, "run", "--off", "--out", str(tmp_path / "probe"), "--",
                sys.executable, *SERVERS[kind], *_bind(kind, port)]  # fmt: skip
     log = (tmp_path / "server.log").open("w")

@@ -195,7 +195,12 @@ class Capture:
         from deskprof.capture.stacks import stacks_from_arrow
 
         file = self.path / "stacks.parquet"
-        stored = _read_parquet(file)
+        try:
+            stored = _read_parquet(file)
+        except BundleError:
+            if self.manifest.get("schema_version") == 1:
+                raise BundleError(_v1_stacks_too_large(file)) from None
+            raise
         if "frames" in stored.column_names:  # version 1 layout
             frame = stored.to_pandas()
             frame["frames"] = [list(f) if f is not None else [] for f in frame["frames"]]
@@ -325,6 +330,18 @@ def _read_manifest(file: Path) -> dict[str, Any]:
             "version that wrote it"
         )
     return manifest
+
+
+def _v1_stacks_too_large(file: Path) -> str:
+    """Why a version 1 stacks table will not read: its size, from the footer alone."""
+    meta = pq.ParquetFile(file).metadata
+    frames = sum(meta.row_group(i).column(1).num_values for i in range(meta.num_row_groups))
+    return (
+        f"{file} is a version 1 stacks table of {meta.num_rows:,} stacks holding "
+        f"{frames:,} frame labels, too large to read (deskprof before schema 2 let a forking "
+        "server's worker stacks grow without bound); capture again with this deskprof, which "
+        "samples each worker on its own and stores each frame once"
+    )
 
 
 def _read_parquet(file: Path) -> pa.Table:
