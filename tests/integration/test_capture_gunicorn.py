@@ -113,6 +113,9 @@ def test_forking_server_by_master_pid(tmp_path, kind):
     assert sampled["frames"].map(lambda fs: any(f.startswith(f"{handler} (") for f in fs)).any()
     assert set(capture.memory["pid"]) >= set(workers)
     assert (capture.requests["route"] == "/items").sum() > 20
+    # a locustfile that sends no request id: deskprof's runner adds one to every request
+    joined = manifest["integrity"]["requests"]
+    assert joined["matched"] >= 0.99 * joined["workload_answered"] > 0, joined
     findings = subprocess.run(
         [*DESKPROF, "findings", str(bundle), "--format", "json"],
         capture_output=True, text=True, timeout=240,

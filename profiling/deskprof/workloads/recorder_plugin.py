@@ -3,8 +3,9 @@
 Custom locustfiles do not use our recording client, so their requests are taken from
 Locust's ``request`` event: the start is the event's ``start_time`` (the end minus
 Locust's response time on Locust versions without it), the end is when the event fires.
-Closed loop only, so the intended start is the actual start. A locustfile that sends an
-``X-Request-ID`` header gets it recorded, so its requests join the probe's.
+Closed loop only, so the intended start is the actual start. Every request carries an
+``X-Request-ID`` (the locustfile's own when it sends one, else one added here), and it is
+recorded, so the load generator's requests join the probe's whatever the locustfile.
 
 Request labels are redacted before Locust sees them (its statistics and its log, our
 records): Locust labels a request by its URL, query included, unless the locustfile names
@@ -17,6 +18,7 @@ import functools
 import json
 import os
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,10 +53,22 @@ def _default_label(url: Any) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+def _has_request_id(headers: Any) -> bool:
+    try:
+        return any(str(key).lower() == "x-request-id" for key in headers or ())
+    except Exception:  # an odd mapping: leave it as the locustfile made it
+        return True
+
+
 def _redacting(request: Any) -> Any:
     @functools.wraps(request)
     def wrapper(self: Any, method: Any, url: Any, name: str | None = None, *args, **kwargs):
         label = request_name(name if name is not None else _default_label(url))
+        headers = kwargs.get("headers")
+        positional_headers = len(args) > 3  # FastHttpSession's 7th parameter, given by position
+        session_id = _has_request_id(getattr(self, "headers", None))
+        if not (positional_headers or session_id or _has_request_id(headers)):
+            kwargs["headers"] = {**(headers or {}), "X-Request-ID": uuid.uuid4().hex}
         return request(self, method, url, label, *args, **kwargs)
 
     wrapper._deskprof_redacting = True  # type: ignore[attr-defined]
@@ -62,7 +76,8 @@ def _redacting(request: Any) -> Any:
 
 
 def redact_labels() -> None:
-    """Every Locust client's ``request`` labels its requests with redacted names."""
+    """Every Locust client's ``request`` labels its requests with redacted names and
+    sends an ``X-Request-ID``."""
     sessions: list[Any] = [HttpSession]
     try:
         from locust.contrib.fasthttp import FastHttpSession
