@@ -133,8 +133,8 @@ def detect_missing_indexes(
                 timeout_s=t.explain_timeout_s,
                 parameters_kept=parameters_kept,
             )
-        except DeskprofError as exc:
-            notes.append({"detector": "missing_index", "reason": f"{fp_id}: {exc}"})
+        except DeskprofError as exc:  # this statement is not checked; the others are
+            notes.append({"detector": "missing_index", "statement": str(fp_id), "reason": str(exc)})
             if "cannot connect" in str(exc):
                 break
             continue
@@ -207,7 +207,13 @@ def _finding(
                 parameters_kept=parameters_kept,
             )
         except DeskprofError as exc:
-            notes.append({"detector": "missing_index", "reason": f"HypoPG: {exc}"})
+            notes.append(
+                {
+                    "detector": "missing_index",
+                    "statement": plan.statement[:200],
+                    "reason": f"HypoPG: {exc}",
+                }
+            )
             costs = None
         if costs is not None:
             cost_before, tried = costs

@@ -584,12 +584,19 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
             ),
         )
         sorted_in_temp = any("USE TEMP B-TREE FOR ORDER BY" in str(r[-1]) for r in rows)
+        # "SCAN anon_1" is a subquery or CTE (SQLAlchemy's anonymous aliases): no table
+        tables = {
+            str(r[0]).lower()
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+        }
         order = _ORDER_BY.search(fingerprint(statement))
         for row in rows:
             match = _SQLITE_SCAN.match(str(row[-1]))
             if match is None or "INDEX" in match.group("rest").upper():
                 continue
             table = match.group("table")
+            if table.lower() not in tables:
+                continue
             plan.seq_scans.append(
                 SeqScan(
                     table=table,

@@ -188,6 +188,13 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+def skip_line(skip: dict[str, str]) -> str:
+    """A detector that did not run, or one statement a detector could not check."""
+    if skip.get("statement"):
+        return f"not checked: {skip['detector']}: {skip['statement']}: {skip['reason']}"
+    return f"not run: {skip['detector']}: {skip['reason']}"
+
+
 def findings_to_json(findings: Iterable[Finding], *, skipped: list[dict] | None = None) -> str:
     """The findings as a JSON document: ``{"findings": [...], "skipped": [...]}``."""
     if skipped is None:

@@ -71,8 +71,10 @@ def render_text(findings: list[Any], skipped: list[dict[str, str]]) -> str:
             f"   fix: {f.fix}",
             "",
         ]
+    from deskprof.analysis.findings import skip_line  # pandas: only when findings are shown
+
     for skip in skipped:
-        lines.append(f"not run: {skip['detector']}: {skip['reason']}")
+        lines.append(skip_line(skip))
     return "\n".join(lines).rstrip() + "\n"
 
 

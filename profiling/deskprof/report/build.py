@@ -21,7 +21,7 @@ from deskprof.analysis.capture import Capture, open_capture
 from deskprof.analysis.compare import query_diff
 from deskprof.analysis.digest import overall_stats, query_profile
 from deskprof.analysis.endpoints import endpoint_summary
-from deskprof.analysis.findings import detect_all
+from deskprof.analysis.findings import detect_all, skip_line
 from deskprof.errors import DeskprofError
 from deskprof.experiment.result import RESULT_FILE, ExperimentResult, load_result
 from deskprof.redact import scrub_sql, scrub_text, scrub_value
@@ -186,6 +186,9 @@ def capture_section(
     section.notices += [scrub_text(w) for w in capture.warnings]
     found = detect_all(capture, explain_url=explain_url)
     section.findings = [scrub_value(f.to_dict()) for f in found]
+    section.notices += [
+        scrub_sql(skip_line(skip)) for skip in found.skipped if skip.get("statement")
+    ]
     if len(capture.requests):
         section.tables.append(_endpoint_table(capture))
     if len(capture.queries):
