@@ -44,7 +44,7 @@ from deskprof.capture.sources import Source
 from deskprof.capture.stacks import StackTable
 from deskprof.capture.target import serving_processes, url_port
 from deskprof.errors import DeskprofError, ToolMissing
-from deskprof.probe.bootstrap import launch_environment
+from deskprof.probe.bootstrap import launch_env_delta
 from deskprof.probe.config import ENV_DIR, ProbeConfig
 from deskprof.probe.memtrack import NOT_IMPORTABLE
 from deskprof.tools import INSTALL_HINT, require_tool
@@ -121,9 +121,7 @@ class MemorySource(Source):
         directory = (Path(raw_dir) / "probe").resolve()
         directory.mkdir(parents=True, exist_ok=True)
         config = ProbeConfig(out_dir=str(directory), enabled=False)
-        base = {**os.environ, **self.options.launch_env}
-        full = launch_environment(config, base)
-        return {key: value for key, value in full.items() if base.get(key) != value}
+        return launch_env_delta(config, self.options.launch_env)
 
     def start(self, target: Any, writer: Any) -> None:
         if self.options.memory_mode not in MODES:

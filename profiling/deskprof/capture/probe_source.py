@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import pandas as pd
 from deskprof.capture.sources import Source
 from deskprof.errors import DeskprofError
 from deskprof.probe import control
-from deskprof.probe.bootstrap import launch_environment
+from deskprof.probe.bootstrap import launch_env_delta
 from deskprof.probe.config import ENV_DIR, FLUSH_INTERVAL_S, ProbeConfig
 from deskprof.probe.reader import (
     file_offsets,
@@ -98,9 +97,7 @@ class ProbeSource(Source):
         self.mode = "launch"
         self.directory = Path(raw_dir) / "probe"
         self.directory.mkdir(parents=True, exist_ok=True)
-        base = {**os.environ, **self.options.launch_env}
-        full = launch_environment(self.config(self.directory.resolve()), base)
-        return {key: value for key, value in full.items() if base.get(key) != value}
+        return launch_env_delta(self.config(self.directory.resolve()), self.options.launch_env)
 
     # --- the window ----------------------------------------------------------------------
 

@@ -33,3 +33,11 @@ def launch_environment(config: ProbeConfig, env: Mapping[str, str]) -> dict[str,
     result["PYTHONPATH"] = os.pathsep.join(paths)
     result[ENV_PKG_PATH] = PACKAGE_ROOT
     return result
+
+
+def launch_env_delta(config: ProbeConfig, extra: Mapping[str, str]) -> dict[str, str]:
+    """Only what :func:`launch_environment` adds or changes on top of this process's
+    environment plus ``extra``: what a launched command needs to start with the probe."""
+    base = {**os.environ, **extra}
+    full = launch_environment(config, base)
+    return {key: value for key, value in full.items() if base.get(key) != value}
