@@ -108,7 +108,8 @@ class MemorySource(Source):
         self.options = options
         self.inprocess: InProcessTracking | None = None
         self.recorders: list[MemrayRecorder] = []
-        self.failures: list[str] = []
+        self.failures: list[str] = []  # partial reasons: a process not tracked, and why
+        self.fallbacks: list[str] = []  # warnings: the probe could not, attaching instead
         self.methods: dict[int, str] = {}
         self.attach_errors: list[DeskprofError] = []
         self.trials: list[dict[str, Any]] = []
@@ -145,7 +146,7 @@ class MemorySource(Source):
             if self.attach_errors:  # the attach's own words (ptrace, no such process...)
                 raise self.attach_errors[0]
             raise DeskprofError(self.failures[0] if self.failures else "no process tracked")
-        for failure in self.failures:
+        for failure in self.fallbacks + self.failures:
             writer.warn(f"memory: {failure}")
 
     def _start_inprocess(self, probe_dir: Path, writer: Any, pids: list[int]) -> list[int]:
@@ -157,9 +158,9 @@ class MemorySource(Source):
         try:
             tracking.start(pids)
         except OSError as exc:
-            self.failures.append(
-                f"cannot ask the probe in {probe_dir} to track ({exc.strerror}); run the "
-                "capture as the target's user"
+            self.fallbacks.append(
+                f"cannot ask the probe in {probe_dir} to track ({exc.strerror}; run the "
+                "capture as the target's user); trying to attach instead"
             )
             return pids
         self.inprocess = tracking
@@ -168,12 +169,12 @@ class MemorySource(Source):
         remaining = []
         for pid, error in sorted(tracking.failed.items()):
             if error == NOT_IMPORTABLE:
-                self.failures.append(f"PID {pid}: {error}; trying to attach instead")
+                self.fallbacks.append(f"PID {pid}: {error}; trying to attach instead")
                 remaining.append(pid)
             else:
                 self.failures.append(f"not tracked: PID {pid}: {error}")
         for pid in tracking.silent:
-            self.failures.append(
+            self.fallbacks.append(
                 f"PID {pid} did not answer the probe's memray request within "
                 f"{START_WAIT_S:g}s (no probe in it?); trying to attach instead"
             )
@@ -267,7 +268,7 @@ class MemorySource(Source):
         stacks: StackTable = context.setdefault("stacks", StackTable())
         qualnames = QualnameIndex()
         anchors = writer.manifest.setdefault("clock", {}).setdefault("anchors", {})
-        reasons = [f for f in self.failures if not f.endswith("trying to attach instead")]
+        reasons = list(self.failures)
         memory, allocations = [], []
         for entry in tracked:
             result = entry.result(stacks, qualnames, context["end_ns"])
