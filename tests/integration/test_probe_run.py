@@ -168,3 +168,30 @@ def test_uvicorn_workers_each_write_their_own_file(tmp_path):
     seen = {r["request_id"]: r["pid"] for r in read["requests"]}
     assert ids <= set(seen)
     assert set(seen.values()) <= workers
+
+
+def test_flask_mounted_in_fastapi_is_one_record_per_request(tmp_path):
+    """WSGI inside ASGI: each HTTP request once, with the innermost route (Flask's rule
+    under its mount) and view, its SQL in it (the context reaches the WSGI thread)."""
+    port = free_port()
+    command = ["uvicorn", "tests.apps.mounted_app:app", "--port", str(port)]
+    with served(tmp_path, *command, port=port):
+        sent = {}
+        for n, path in enumerate(["/flask/items"] * 4 + ["/flask/items/2"] * 3 + ["/ping"] * 2):
+            request_id = f"mounted-{n}"
+            assert _get(port, path, request_id).status_code == 200
+            sent[request_id] = path
+        read = _records(tmp_path, set(sent))
+    mine = [r for r in read["requests"] if r["request_id"] in sent]
+    assert len(mine) == len(sent), "one record per request, not one per layer"
+    assert all(r["route"] for r in read["requests"]), "every record has a route"
+    routes = {r["request_id"]: (r["route"], r["handler"]) for r in mine}
+    assert routes["mounted-0"] == ("/flask/items", "tests.apps.flask_app:list_items")
+    assert routes["mounted-4"] == ("/flask/items/<int:item_id>", "tests.apps.flask_app:get_item")
+    assert routes["mounted-7"] == ("/ping", "tests.apps.mounted_app:ping")
+    owners = [
+        q
+        for q in read["queries"]
+        if q["request_id"] == "mounted-0" and "FROM owners" in q["statement"]
+    ]
+    assert len(owners) == N_ITEMS, "the Flask view's SQL belongs to the request"

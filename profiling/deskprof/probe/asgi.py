@@ -22,6 +22,8 @@ from deskprof.probe.context import REQUEST, RequestInfo, request_id_from
 from deskprof.probe.recorder import Recorder
 
 SCOPE_KEY = "deskprof.probe"  # set on the scope by the outermost probe middleware
+# One HTTP request, one record: nested ASGI layers see SCOPE_KEY; a WSGI app mounted inside
+# (WSGIMiddleware, a2wsgi) sees this request in the context and only names its route.
 _HEADER = b"x-request-id"
 _FINAL_BODY = ("http.response.body",)
 _FINAL_OTHER = ("http.response.pathsend", "http.response.zerocopysend")
@@ -139,6 +141,7 @@ class ProbeASGIMiddleware:
                 incoming = value
                 break
         info = RequestInfo(request_id_from(incoming), scope.get("method", ""), scope, _live_route)
+        info.layer = "asgi"
         snapshot = None
         if self.starlette_app is not None:  # for route matching after the fact, if needed
             snapshot = {k: scope[k] for k in ("type", "path", "root_path", "method") if k in scope}
@@ -165,6 +168,9 @@ class ProbeASGIMiddleware:
         else:
             template = scope.get("path", "")
         endpoint = scope.get("endpoint")
+        handler = qualified_name(endpoint) if endpoint is not None else ""
+        if info.route_template and info.handler:  # a WSGI app inside answered: its route wins
+            template, handler = info.route_template, info.handler
         status = info.status or (500 if info.error else 0)
         recorder = self.recorder
         recorder.emit(
@@ -176,7 +182,7 @@ class ProbeASGIMiddleware:
                 "native_thread_id": native_id,
                 "method": info.method,
                 "route": template,
-                "handler": qualified_name(endpoint) if endpoint is not None else "",
+                "handler": handler,
                 "status": status,
                 "start_ns": start_ns,
                 "end_ns": end_ns,

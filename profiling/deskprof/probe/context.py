@@ -32,6 +32,7 @@ class RequestInfo:
         "end_ns",
         "error",
         "handler",
+        "layer",
         "method",
         "request_id",
         "route_of",
@@ -53,6 +54,7 @@ class RequestInfo:
         self.route_of = route_of
         self.route_template = ""
         self.handler = ""
+        self.layer = ""  # "asgi" when an ASGI middleware records it (a WSGI app inside joins)
         self.status = 0
         self.error = ""
         self.end_ns = 0

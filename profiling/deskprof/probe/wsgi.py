@@ -79,6 +79,9 @@ def handle(
     """Run one request through ``wsgi_app``, recording it."""
     if not recorder.serving:
         recorder.mark_serving()
+    outer = REQUEST.get()
+    if outer is not None and outer.layer == "asgi" and ENVIRON_KEY not in environ:
+        return _inside_asgi(outer, recorder, wsgi_app, flask_app, environ, start_response)
     if not recorder.active or ENVIRON_KEY in environ:
         return wsgi_app(environ, start_response)
     try:
@@ -114,6 +117,38 @@ def handle(
         body.close()
         raise
     return _Body(result, recorder, info, begin, environ, token)
+
+
+def _inside_asgi(
+    outer: RequestInfo,
+    recorder: Recorder,
+    wsgi_app: Any,
+    flask_app: Any,
+    environ: dict[str, Any],
+    start_response: Any,
+) -> Iterable[bytes]:
+    """A WSGI app mounted in an ASGI app the probe already records (FastAPI's
+    ``WSGIMiddleware``, a2wsgi): the same HTTP request, so no second record. The ASGI
+    record keeps its timing (the server's view, the outer layers included) and takes
+    this layer's route template, under its mount point, and view function."""
+    environ[ENVIRON_KEY] = True
+    if flask_app is None:
+        return wsgi_app(environ, start_response)
+
+    def start_and_name(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        try:
+            inner = RequestInfo(outer.request_id, outer.method)
+            _capture_flask(inner, flask_app)
+            if inner.route_template:
+                outer.route_template = environ.get("SCRIPT_NAME", "") + inner.route_template
+                outer.handler = inner.handler
+        except Exception as exc:
+            recorder.error(exc, "WSGI start_response inside ASGI")
+        if exc_info is None:
+            return start_response(status, headers)
+        return start_response(status, headers, exc_info)
+
+    return wsgi_app(environ, start_and_name)
 
 
 class _Body:
