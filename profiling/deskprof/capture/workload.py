@@ -22,7 +22,6 @@ import pandas as pd
 
 from deskprof.errors import DeskprofError
 from deskprof.processes import stop_gracefully
-from deskprof.redact import request_name
 from deskprof.schema import columns
 from deskprof.workloads import OPENDESK_LOCUSTFILE, RECORDER_PLUGIN, SCENARIOS
 from deskprof.workloads.control import CONTROL_ENV, READY, Window, done_path, write_window
@@ -179,7 +178,6 @@ def _parse_lines(text: str) -> list[dict]:
 def workload_frame(rows: list[dict]) -> pd.DataFrame:
     """The ``workload`` table (schema columns, typed, by start) of recorded rows."""
     frame = pd.DataFrame(rows, columns=columns("workload"))
-    frame["name"] = frame["name"].astype(str).map(request_name)  # query values never stored
     ints = ["intended_ns", "start_ns", "end_ns", "latency_ns", "status"]
     return frame.astype({c: "int64" for c in ints}).sort_values("start_ns", ignore_index=True)
 
