@@ -79,6 +79,8 @@ def test_two_workers_metrics_and_clean_shutdown(sqlite_copy, redis_url):
     finally:
         _stop(proc)
     assert proc.returncode == 0
+    # orphaned by the supervisor's exit, a worker may take a moment to finish dying
+    psutil.wait_procs(workers, timeout=5)
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
     out = proc.stdout.read()
     assert f"listening on http://127.0.0.1:{port}" in out
