@@ -275,12 +275,9 @@ class Recorder:
             if landed:  # the file may now end in part of a line (until a write succeeds)
                 self._torn = True
             self.error(exc, f"writing {self.path}")
-            whole, offset = 0, 1 if lines[0] == b"\n" else 0
-            for line in lines[offset : offset + kept]:
-                offset_bytes = sum(len(x) for x in lines[: offset + whole]) + len(line)
-                if offset_bytes > landed:
-                    break
-                whole += 1
+            first = 1 if lines[0] == b"\n" else 0  # the torn-line terminator, not a record
+            ends = itertools.accumulate(len(line) for line in lines)
+            whole = sum(1 for end in list(ends)[first : first + kept] if end <= landed)
             self._written -= kept - whole  # records cut off or never written: dropped
             self._count_dropped(kept - whole)
             self._bytes += landed
