@@ -252,8 +252,8 @@ def write_bundle(
 ) -> dict:
     """Write the synthetic bundle; ``literal_share`` of the statements get inlined literals,
     every statement with an IN list gets a random list length."""
-    from deskprof.capture.bundle import BundleWriter
-    from deskprof.capture.stacks import StackTable
+    from deskprof.bundle.stacks import StackTable
+    from deskprof.bundle.writer import BundleWriter
 
     rng = np.random.default_rng(seed)
     prng = random.Random(seed)
@@ -366,7 +366,7 @@ def write_bundle(
         }
     )
     writer = BundleWriter(path)
-    writer.manifest["options"] = {"cpu_rate_hz": 100}
+    writer.manifest.options = {"cpu_rate_hz": 100}
     for name, frame in [("requests", req_rows), ("queries", queries), ("samples", samples),
                         ("stacks", stacks.to_frame()), ("allocations", allocations)]:  # fmt: skip
         writer.write_table(name, frame)

@@ -51,11 +51,11 @@ import numpy as np
 import psutil
 from endpoint_latency import database_copy, login  # same directory: shared helpers
 
-from deskprof.capture.attach_trial import first_proven
-from deskprof.capture.cpu import CpuRecorder
-from deskprof.capture.cpu_source import process_cpu_seconds
-from deskprof.capture.memory import MODES, MemrayRecorder
-from deskprof.capture.memory_inprocess import InProcessTracking
+from deskprof.capturing.attach_trial import first_proven
+from deskprof.capturing.cpu import CpuRecorder
+from deskprof.capturing.cpu_source import process_cpu_seconds
+from deskprof.capturing.memory import MODES, MemrayRecorder
+from deskprof.capturing.memory_inprocess import InProcessTracking
 from deskprof.errors import DeskprofError
 from deskprof.experiment.stats import Comparison, compare
 from deskprof.probe import control

@@ -168,7 +168,7 @@ def sqlite_copy(tmp_path: Path, seeded_sqlite: str) -> str:
 def attach_proven() -> str:
     """The memray attach method proven on this host, else skip quoting the failed trial:
     attach-path tests need a host where debugger injection works (not every host)."""
-    from deskprof.capture.attach_trial import first_proven
+    from deskprof.capturing.attach_trial import first_proven
 
     trial, trials = first_proven()
     if trial is None:

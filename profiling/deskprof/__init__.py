@@ -2,9 +2,9 @@
 
 The handful of names a notebook needs::
 
-    from deskprof.capture import capture          # run a capture (launch or attach)
+    from deskprof.capturing import capture          # run a capture (launch or attach)
     from deskprof import open_capture, findings, flamegraph, Experiment, Variant
-    from deskprof.report import report            # share it as one HTML file
+    from deskprof.reporting import report            # share it as one HTML file
 
 ``capture`` and ``report`` live in their subpackages because the subpackages carry the
 same names. The names here are loaded on first use: the in-process probe
@@ -23,14 +23,18 @@ from deskprof.errors import DeskprofError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from deskprof.analysis import Capture, open_capture
     from deskprof.analysis.findings import detect_all as findings
+    from deskprof.bundle.reader import Capture, open_capture
+    from deskprof.capturing.session import capture
     from deskprof.experiment import Experiment, Variant, load_result
+    from deskprof.reporting import report
     from deskprof.views import diff_flamegraph, flamegraph
 
 _LAZY = {
-    "open_capture": ("deskprof.analysis", "open_capture"),
-    "Capture": ("deskprof.analysis", "Capture"),
+    "capture": ("deskprof.capturing.session", "capture"),
+    "report": ("deskprof.reporting", "report"),
+    "open_capture": ("deskprof.bundle.reader", "open_capture"),
+    "Capture": ("deskprof.bundle.reader", "Capture"),
     "findings": ("deskprof.analysis.findings", "detect_all"),
     "flamegraph": ("deskprof.views", "flamegraph"),
     "diff_flamegraph": ("deskprof.views", "diff_flamegraph"),
@@ -45,11 +49,13 @@ __all__ = [
     "Experiment",
     "Variant",
     "__version__",
+    "capture",
     "diff_flamegraph",
     "findings",
     "flamegraph",
     "load_result",
     "open_capture",
+    "report",
 ]
 
 

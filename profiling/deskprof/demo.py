@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deskprof import lab
+from deskprof import lab, paths
 from deskprof.analysis import open_capture
 from deskprof.analysis.findings import detect_all
-from deskprof.capture.session import capture
+from deskprof.capturing.session import capture
 from deskprof.experiment import Design, Experiment, ExperimentResult
-from deskprof.report import report
+from deskprof.reporting import report
 
 STEPS = 6
 
@@ -123,7 +123,7 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
         trial_s=o.trial_s,
         design=Design(blocks=o.blocks, warmup_s=o.warmup_s),
         endpoints=["GET /tickets"],
-        out=lab.data_dir() / "experiments" / f"{time.strftime('%Y%m%dT%H%M%S')}-{o.name}",
+        out=paths.run_dir("experiments", o.name),
         label=f"{o.name}-every-fix",
         progress=lambda line: say(f"      {line}"),
     ).run()

@@ -36,3 +36,10 @@ class TargetUnreachable(DeskprofError):
 
 class BundleError(DeskprofError):
     """A capture bundle is missing, truncated or of an unknown schema version."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when it has none): what a
+    one-line error quotes of a library's exception."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

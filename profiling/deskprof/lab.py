@@ -4,7 +4,7 @@ A notebook either starts the reference OpenDesk itself (``url`` empty: a seeded 
 under ``data/``, the service launched by the capture and stopped after it) or attaches to
 a running one, e.g. staging (``url`` and ``pids``). :func:`target_from_parameters` turns
 the papermill parameters into a :class:`LabTarget` whose :meth:`~LabTarget.capture_kwargs`
-go straight into :func:`deskprof.capture.session.capture`, and whose
+go straight into :func:`deskprof.capturing.session.capture`, and whose
 :meth:`~LabTarget.check` asserts what a notebook teaches on the reference service but
 only reports it on staging (where the lesson may rightly not hold).
 
@@ -23,11 +23,12 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deskprof.errors import DeskprofError
+from deskprof import paths
+from deskprof.errors import DeskprofError, first_line
+from deskprof.redact import redact_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,18 +42,14 @@ SERVE_TEMPLATE = "{python} -m opendesk serve --port {port} --workers {workers}"
 def data_dir() -> Path:
     """Where generated data lives (``data/`` of the repository, or ``OPENDESK_DATA_DIR``):
     the same place ``python -m opendesk`` uses, whatever the notebook's working directory."""
-    from opendesk.config import DATA_DIR
-
-    return Path(DATA_DIR)
+    return paths.data_dir()
 
 
 def capture_dir(label: str) -> Path:
     """A new bundle directory ``data/captures/<UTC time>-<label>`` (not created): pass it
     as ``capture(out=...)`` so a notebook's capture lands under ``data/`` even though the
     kernel runs in ``notebooks/``."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "capture"
-    return data_dir() / "captures" / f"{stamp}-{slug}"
+    return paths.run_dir("captures", label or "capture")
 
 
 # --- the reference database ---------------------------------------------------------------
@@ -112,17 +109,11 @@ def reference_database(
         try:
             ensure_seeded(Settings(database_url=url), size)
         except SQLAlchemyError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DeskprofError(
-                f"cannot seed {redact_url(url)}: {first}; check the URL and that the database "
-                "server answers"
+                f"cannot seed {redact_url(url)}: {first_line(exc)}; check the URL and that the "
+                "database server answers"
             ) from None
     return url
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (for printing)."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 # --- the reference service ----------------------------------------------------------------
@@ -161,7 +152,7 @@ class ReferenceLaunch:
         )
 
     def capture_kwargs(self) -> dict[str, Any]:
-        """``url``, ``launch`` and ``launch_env`` for :func:`deskprof.capture.session.capture`."""
+        """``url``, ``launch`` and ``launch_env`` for :func:`deskprof.capturing.session.capture`."""
         return {"url": self.url, "launch": self.command, "launch_env": dict(self.env)}
 
     def variant(self, name: str = "", *, probe: bool = True, **env: str) -> Variant:

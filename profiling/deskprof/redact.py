@@ -27,6 +27,12 @@ _SQL_STRING = re.compile(r"'(?:[^']|'')*'")
 _SQL_NUMBER = re.compile(r"(?<![\w$.])-?\d+(?:\.\d+)?(?![\w.])")
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password masked (``scheme://user:***@host/...``), for printing
+    and for manifests."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url or "")
+
+
 def scrub_text(text: str) -> str:
     """``text`` with credentials, secret pairs and bearer tokens masked."""
     if not text:

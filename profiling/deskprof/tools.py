@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from deskprof.errors import ToolMissing
@@ -45,3 +47,27 @@ def require_tool(name: str) -> str:
     if path is None:
         raise ToolMissing(f"{name} not found: {INSTALL_HINT.get(name, 'install it')}")
     return path
+
+
+def tool_version(name: str) -> str | None:
+    """The first line ``<tool> --version`` prints, or None when the tool is missing or
+    says nothing (recorded in manifests and attach-trial cache keys)."""
+    path = find_tool(name)
+    if path is None:
+        return None
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return None
+
+
+def package_version(name: str) -> str | None:
+    """An installed distribution's version from its metadata, never by importing it:
+    importing locust monkey-patches the importing process with gevent."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

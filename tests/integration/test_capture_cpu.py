@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from deskprof.analysis.capture import open_capture
+from deskprof.bundle.reader import open_capture
 from opendesk.redis_server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from deskprof.analysis.capture import open_capture
-from deskprof.capture.target import wait_for_url
+from deskprof.bundle.reader import open_capture
+from deskprof.capturing.target import wait_for_url
 from deskprof.processes import stop_gracefully
 from opendesk.redis_server import free_port
 

@@ -25,10 +25,10 @@ import pandas as pd
 import psutil
 import pytest
 
-from deskprof.analysis.capture import open_capture
-from deskprof.capture.memory import QualnameIndex, read_capture
-from deskprof.capture.stacks import StackTable
-from deskprof.capture.target import wait_for_url
+from deskprof.bundle.reader import open_capture
+from deskprof.bundle.stacks import StackTable
+from deskprof.capturing.memory import QualnameIndex, read_capture
+from deskprof.capturing.target import wait_for_url
 from deskprof.processes import stop_gracefully
 from opendesk.redis_server import free_port
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from deskprof.capture.services import ServiceStats
+from deskprof.capturing.services import ServiceStats
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def test_redis_info_deltas(redis_url):
 def test_postgres_activity_and_missing_pg_stat_statements(pg_database):
     import psycopg
 
-    from deskprof.capture.services import postgres_dsn
+    from deskprof.capturing.services import postgres_dsn
 
     with psycopg.connect(postgres_dsn(pg_database)) as other_client:
         other_client.execute("SELECT 1")

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from deskprof.capture.target import wait_for_url
+from deskprof.capturing.target import wait_for_url
 from deskprof.probe import control
 from deskprof.processes import stop_gracefully
 from opendesk.redis_server import free_port

@@ -46,7 +46,7 @@ def test_eager_loading_makes_the_ticket_list_faster(sqlite_copy, tmp_path):
     assert again.trials.equals(result.trials)
     assert again.verdict("GET /tickets", "p50_ms") == result.verdict("GET /tickets", "p50_ms")
     document = json.loads((tmp_path / "experiment" / "result.json").read_text())
-    assert document["config"]["git_revision"]
+    assert document["config"]["deskprof_revision"]
     assert document["config"]["host"]["cpus"] >= 1
     assert document["config"]["baseline"]["env"]["OPENDESK_FIXES"] == "none"
 

@@ -20,11 +20,11 @@ from sqlalchemy import create_engine, text
 
 from deskprof.analysis import open_capture
 from deskprof.analysis.findings import Thresholds, detect_all
-from deskprof.capture.bundle import BundleWriter
+from deskprof.bundle.schema import PROBE_KINDS, columns
+from deskprof.bundle.writer import BundleWriter
 from deskprof.cli import main
 from deskprof.probe import install
 from deskprof.probe.reader import read_probe_dir
-from deskprof.schema import PROBE_KINDS, columns
 from opendesk import migrations
 from opendesk.app import create_app
 from opendesk.config import Settings
@@ -79,7 +79,7 @@ def _drive(client: TestClient, keyset: bool, light: bool = False) -> None:
 def _write_bundle(probe_dir: Path, bundle: Path) -> Path:
     records = read_probe_dir(probe_dir)
     writer = BundleWriter(bundle)
-    writer.manifest["options"] = {"sources": ["sql"], "keep_parameters": False}
+    writer.manifest.options = {"sources": ["sql"], "keep_parameters": False}
     for kind in PROBE_KINDS:
         frame = pd.DataFrame(records[kind], columns=[*columns(kind), "kind"])
         writer.write_table(kind, frame[columns(kind)])

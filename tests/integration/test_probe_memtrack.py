@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from deskprof.capture.memory import QualnameIndex, read_capture
-from deskprof.capture.memory_inprocess import InProcessTracking
-from deskprof.capture.stacks import StackTable
+from deskprof.bundle.stacks import StackTable
+from deskprof.capturing.memory import QualnameIndex, read_capture
+from deskprof.capturing.memory_inprocess import InProcessTracking
 from deskprof.probe import memtrack
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from deskprof.capture.workload import ControlledLoad, WorkloadSpec, read_workload
+from deskprof.capturing.workload import ControlledLoad, WorkloadSpec, read_workload
 from deskprof.workloads.control import LATE
 from tests.integration.test_workload_inflight import _slow_server
 

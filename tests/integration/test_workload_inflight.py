@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from deskprof.capture.workload import WorkloadRun, WorkloadSpec, read_workload
+from deskprof.capturing.workload import WorkloadRun, WorkloadSpec, read_workload
 from deskprof.experiment.measure import ALL, summarize_trial
 
 pytestmark = [pytest.mark.integration]

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from deskprof.analysis import Capture, open_capture
-from deskprof.capture.bundle import BundleWriter
+from deskprof.bundle.schema import TABLES, columns
+from deskprof.bundle.writer import BundleWriter
 from deskprof.errors import BundleError
-from deskprof.schema import TABLES, columns
 
 HANDLER = "opendesk.api.tickets:list_tickets"
 
@@ -55,7 +55,7 @@ def _query(query_id: str, request_id: str, statement: str, start: int = 0) -> di
 
 def write_bundle(path: Path, *, finish: list[str] | None = None) -> Path:
     writer = BundleWriter(path)
-    writer.manifest["options"] = {"cpu_rate_hz": 50}
+    writer.manifest.options = {"cpu_rate_hz": 50}
     writer.write_table("requests", pd.DataFrame([_request("r1", 100, 200)]))
     writer.write_table(
         "queries",

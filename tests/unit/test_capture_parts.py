@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from deskprof.capture.services import ServiceStats, postgres_dsn
-from deskprof.capture.session import CaptureOptions
-from deskprof.capture.system import SystemSampler
-from deskprof.capture.workload import WorkloadSpec, read_workload
+from deskprof.bundle.schema import TABLES, columns
+from deskprof.capturing.services import ServiceStats, postgres_dsn
+from deskprof.capturing.session import CaptureOptions
+from deskprof.capturing.system import SystemSampler
+from deskprof.capturing.workload import WorkloadSpec, read_workload
 from deskprof.errors import DeskprofError
-from deskprof.schema import TABLES, columns
 
 
 def test_read_workload_skips_a_torn_last_line(tmp_path):
@@ -91,9 +91,9 @@ def test_schema_tables_have_unique_columns():
 
 def test_a_bundle_of_50000_stacks_300_frames_deep_reads_back(tmp_path):
     """Depth and count do not limit a bundle: frames stored once, stacks as id lists."""
-    from deskprof.analysis.capture import open_capture
-    from deskprof.capture.bundle import BundleWriter
-    from deskprof.capture.stacks import StackTable
+    from deskprof.bundle.reader import open_capture
+    from deskprof.bundle.stacks import StackTable
+    from deskprof.bundle.writer import BundleWriter
 
     shared = [f"frame_{n} (/srv/app/module_{n % 40}.py:{n})" for n in range(299)]
     table = StackTable()
@@ -119,15 +119,15 @@ def test_a_version_1_bundle_is_read_through_the_migration(tmp_path):
 
     import pandas as pd
 
-    from deskprof.analysis.capture import open_capture
-    from deskprof.capture.bundle import BundleWriter
+    from deskprof.bundle.reader import open_capture
+    from deskprof.bundle.writer import BundleWriter
 
     writer = BundleWriter(tmp_path / "b")
     frames = ["run (threading.py:1)", "handler (/srv/app/api.py:9)"]
     pd.DataFrame([dict(stack_id=0, frames=frames, leaf=frames[-1], handler="")]).to_parquet(
         tmp_path / "b" / "stacks.parquet", index=False
     )
-    writer.manifest["counts"]["stacks"] = 1
+    writer.manifest.counts["stacks"] = 1
     writer.finish([])
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     manifest["schema_version"] = 1
@@ -137,9 +137,9 @@ def test_a_version_1_bundle_is_read_through_the_migration(tmp_path):
 
 
 def test_an_unreadable_table_names_the_real_cause(tmp_path):
-    from deskprof.analysis.capture import open_capture
-    from deskprof.capture.bundle import BundleWriter
-    from deskprof.capture.stacks import StackTable
+    from deskprof.bundle.reader import open_capture
+    from deskprof.bundle.stacks import StackTable
+    from deskprof.bundle.writer import BundleWriter
     from deskprof.errors import BundleError
 
     writer = BundleWriter(tmp_path / "b")

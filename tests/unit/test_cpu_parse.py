@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from deskprof.capture.cpu import classify, load_events, parse_chrometrace
-from deskprof.capture.stacks import StackTable
+from deskprof.bundle.stacks import StackTable
+from deskprof.capturing.cpu import classify, load_events, parse_chrometrace
 from deskprof.errors import DeskprofError
 
 

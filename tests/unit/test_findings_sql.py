@@ -19,7 +19,7 @@ from deskprof.analysis.detectors_sql import (
     values_kept,
 )
 from deskprof.analysis.fingerprint import fingerprint_series
-from deskprof.schema import columns
+from deskprof.bundle.schema import columns
 
 MS = 1_000_000
 LIST = "GET /tickets"

@@ -83,7 +83,7 @@ def test_reference_database_refuses_an_unknown_size():
 
 
 def test_sqlite_files_per_size_under_the_data_dir(monkeypatch, tmp_path):
-    monkeypatch.setattr("opendesk.config.DATA_DIR", tmp_path)
+    monkeypatch.setenv("DESKPROF_DATA_DIR", str(tmp_path))
     assert lab.sqlite_path("small") == tmp_path / "opendesk-small.sqlite3"
     assert lab.sqlite_path("demo") == tmp_path / "opendesk.sqlite3", "shared with make demo"
     bundle = lab.capture_dir("01 CPU: tickets!")

@@ -7,7 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from deskprof.capture.memory import (
+from deskprof.bundle.schema import columns
+from deskprof.bundle.stacks import StackTable
+from deskprof.capturing.memory import (
     SAFETY_MARGIN_S,
     QualnameIndex,
     aggregate_rows,
@@ -19,10 +21,8 @@ from deskprof.capture.memory import (
     snapshot_frame,
     temporal_rows,
 )
-from deskprof.capture.stacks import StackTable
-from deskprof.capture.target import url_port
+from deskprof.capturing.target import url_port
 from deskprof.errors import DeskprofError, NoSuchProcess, PermissionDenied, ToolMissing
-from deskprof.schema import columns
 
 MODULE = textwrap.dedent(
     """\

@@ -10,14 +10,14 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from deskprof.capture.bundle import BundleWriter
-from deskprof.capture.cpu_source import (
+from deskprof.bundle.writer import BundleWriter
+from deskprof.capturing.cpu_source import (
     CpuSource,
     SamplerMeter,
     process_cpu_seconds,
     sampler_overhead,
 )
-from deskprof.capture.memory_source import BENCHMARK, overhead_estimate
+from deskprof.capturing.memory_source import BENCHMARK, overhead_estimate
 
 SECOND = 1_000_000_000
 

@@ -21,9 +21,9 @@ from deskprof.analysis.pglog import (
     parse_log_time,
     read_pglog,
 )
+from deskprof.bundle.schema import columns
 from deskprof.errors import DeskprofError
 from deskprof.probe.reader import read_probe_dir
-from deskprof.schema import columns
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pglog"
 

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from deskprof.capture.bundle import BundleWriter
-from deskprof.capture.probe_source import ProbeSource, in_window, records_frame
+from deskprof.bundle.schema import TABLES
+from deskprof.bundle.writer import BundleWriter
+from deskprof.capturing.probe_source import ProbeSource, in_window, records_frame
 from deskprof.errors import DeskprofError
 from deskprof.probe import control
 from deskprof.probe.config import ENV_DIR
-from deskprof.schema import TABLES
 
 
 def _options(**overrides):

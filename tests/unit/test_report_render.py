@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from deskprof.redact import scrub_sql, scrub_text, scrub_value
-from deskprof.report.document import Embed, Figure, ReportDocument, Section, Table
-from deskprof.report.html import render_html
-from deskprof.report.markdown import pipe_table, render_markdown
+from deskprof.reporting.document import Embed, Figure, ReportDocument, Section, Table
+from deskprof.reporting.html import render_html
+from deskprof.reporting.markdown import pipe_table, render_markdown
 
 SECRET = "s3cr3t-Pa55"
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from deskprof.capture.workload import WorkloadSpec
+from deskprof.capturing.workload import WorkloadSpec
 from deskprof.errors import DeskprofError
 from deskprof.workloads import SCENARIOS, scenario
 from deskprof.workloads.client import PAGE_SIZE, OpenDeskClient, deep_page_numbers

@@ -4,11 +4,11 @@ Everything reads bundles through :class:`Capture`; the analyses are plain functi
 DataFrames to DataFrames, so a notebook or a test can hand them a ten-row frame.
 """
 
-from deskprof.analysis.capture import Capture, open_capture
 from deskprof.analysis.digest import latency_histogram, overall_stats, query_profile
 from deskprof.analysis.endpoints import endpoint_summary
 from deskprof.analysis.findings import Finding, Thresholds, detect_all
 from deskprof.analysis.fingerprint import fingerprint, fingerprint_id
+from deskprof.bundle.reader import Capture, open_capture
 
 __all__ = [
     "Capture",

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from deskprof.analysis.capture import Capture
+    from deskprof.bundle.reader import Capture
 
 SUMMARY_COLUMNS = [
     "endpoint",

@@ -50,7 +50,7 @@ from sqlalchemy.engine import URL, make_url
 
 from deskprof.analysis.detectors_sql import values_kept
 from deskprof.analysis.fingerprint import fingerprint, operation
-from deskprof.errors import DeskprofError
+from deskprof.errors import DeskprofError, first_line
 
 MAX_TIMEOUT_S = 3600.0
 # Call-like words that are SQL syntax, not functions in pg_proc (so not "unknown")
@@ -374,11 +374,6 @@ def _sqlite_tree(rows: list[Any]) -> list[tuple[int, str]]:
     return out
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
@@ -394,7 +389,7 @@ def pg_read_only(url: URL, timeout_s: float) -> Iterator[Any]:
         conn = psycopg.connect(conninfo, connect_timeout=max(1, round(timeout_s)))
     except psycopg.Error as exc:
         raise DeskprofError(
-            f"cannot connect to {url.render_as_string()} to EXPLAIN: {_first_line(exc)}"
+            f"cannot connect to {url.render_as_string()} to EXPLAIN: {first_line(exc)}"
         ) from None
     try:
         # binary: every execute uses the extended protocol, one statement per call
@@ -410,7 +405,7 @@ def pg_read_only(url: URL, timeout_s: float) -> Iterator[Any]:
             "or EXPLAIN on a smaller copy"
         ) from None
     except psycopg.Error as exc:
-        raise DeskprofError(f"PostgreSQL rejected the EXPLAIN: {_first_line(exc)}") from None
+        raise DeskprofError(f"PostgreSQL rejected the EXPLAIN: {first_line(exc)}") from None
     finally:
         try:
             conn.rollback()
@@ -624,7 +619,7 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
             raise DeskprofError(
                 f"EXPLAIN stopped after {timeout_s:g} s; EXPLAIN on a smaller copy"
             ) from None
-        raise DeskprofError(f"SQLite rejected the EXPLAIN: {_first_line(exc)}") from None
+        raise DeskprofError(f"SQLite rejected the EXPLAIN: {first_line(exc)}") from None
     finally:
         conn.close()
 

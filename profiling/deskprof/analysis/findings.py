@@ -22,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from deskprof.errors import DeskprofError
+
 KINDS = (
     "n_plus_one",
     "slow_query",
@@ -306,6 +308,25 @@ def _table(capture: Any, name: str) -> pd.DataFrame:
     return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
 
 
+def _as_capture(capture: Any) -> Any:
+    """An opened capture from what a notebook may pass: a bundle path, a capture
+    result (its ``path``) or an opened capture. Anything else is a mistake, said in one
+    line: it used to give 0 findings ("no queries") without a word."""
+    from deskprof.bundle.reader import open_capture
+
+    if isinstance(capture, str | os.PathLike):
+        return open_capture(capture)
+    if any(hasattr(capture, name) for name in ("requests", "queries", "samples")):
+        return capture
+    path = getattr(capture, "path", None)
+    if isinstance(path, str | os.PathLike):
+        return open_capture(path)
+    raise DeskprofError(
+        f"findings() takes an opened capture or a bundle directory, not a "
+        f"{type(capture).__name__}; pass deskprof.open_capture(path)"
+    )
+
+
 def detect_all(
     capture: Any,
     *,
@@ -318,6 +339,7 @@ def detect_all(
     ``explain_url`` is a database to run EXPLAIN against (the capture's own or a copy):
     without it the missing-index detector is skipped. The result's ``skipped`` says which
     detectors did not run and why."""
+    capture = _as_capture(capture)
     thresholds = thresholds or Thresholds()
     manifest = getattr(capture, "manifest", None) or {}
     kept = (manifest.get("options") or {}).get("keep_parameters")

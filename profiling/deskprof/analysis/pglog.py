@@ -33,9 +33,9 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from deskprof.analysis.attribution import overlapping_request
-from deskprof.analysis.capture import conform
 from deskprof.analysis.fingerprint import fingerprint_series
-from deskprof.errors import DeskprofError
+from deskprof.bundle.reader import conform
+from deskprof.errors import DeskprofError, first_line
 
 # csvlog columns by position (stable from PostgreSQL 9.0 on; later versions append more)
 _CSV_FIELDS = {
@@ -125,7 +125,7 @@ def read_csvlog(file: Path) -> pd.DataFrame:
             ),
         )
     except (pa.ArrowInvalid, OSError) as exc:
-        raise LogError(f"{file} is not a readable csvlog file ({_first_line(exc)})") from None
+        raise LogError(f"{file} is not a readable csvlog file ({first_line(exc)})") from None
     if head < 20:
         raise LogError(f"{file} has {head} columns, not a PostgreSQL csvlog file")
     frame = table.to_pandas()
@@ -137,7 +137,7 @@ def read_jsonlog(file: Path) -> pd.DataFrame:
     try:
         table = pajson.read_json(file, read_options=pajson.ReadOptions(block_size=1 << 24))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise LogError(f"{file} is not a readable jsonlog file ({_first_line(exc)})") from None
+        raise LogError(f"{file} is not a readable jsonlog file ({first_line(exc)})") from None
     wanted = set(_CSV_FIELDS.values())
     frame = table.select([c for c in table.column_names if c in wanted]).to_pandas()
     for name in wanted - set(frame.columns):
@@ -284,8 +284,3 @@ def join_requests(queries: pd.DataFrame, requests: pd.DataFrame | None) -> pd.Da
     out["endpoint"] = pd.Series(endpoint, index=out.index, dtype=str)
     out["attributed_by"] = pd.Series(attributed, index=out.index, dtype=str)
     return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

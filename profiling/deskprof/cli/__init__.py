@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deskprof: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        from deskprof.capture.signals import exit_code, signal_name
+        from deskprof.capturing.signals import exit_code, signal_name
 
         print(f"deskprof: interrupted ({signal_name(exc)})", file=sys.stderr)
         return exit_code(getattr(exc, "signum", None))

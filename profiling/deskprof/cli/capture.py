@@ -11,10 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from deskprof.capture.session import CaptureOptions, CaptureSession
-from deskprof.capture.signals import exit_code
-from deskprof.capture.sources import AVAILABLE_SOURCES, SOURCE_NAMES
-from deskprof.capture.workload import WorkloadSpec
+from deskprof.capturing.session import CaptureOptions, CaptureSession
+from deskprof.capturing.signals import exit_code
+from deskprof.capturing.sources import AVAILABLE_SOURCES, SOURCE_NAMES
+from deskprof.capturing.workload import WorkloadSpec
 from deskprof.workloads import SCENARIOS
 
 NAME = "capture"

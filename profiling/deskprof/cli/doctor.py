@@ -5,7 +5,7 @@ Looking for binaries is not enough: on some hosts gdb is installed, ptrace is al
 scratch Python processes and tries, one line per method: py-spy dump, memray's Tracker in
 a process of its own (what the probe does under ``deskprof run``), and each attach method
 (gdb, lldb, sys.remote_exec on Python 3.14+). Attach verdicts are stored where captures
-read them (``deskprof.capture.attach_trial``), so a capture never tries a method the
+read them (``deskprof.capturing.attach_trial``), so a capture never tries a method the
 doctor saw fail.
 """
 
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deskprof.capture.attach_trial import SCRATCH, failure_line, methods_for, prove
+from deskprof.capturing.attach_trial import SCRATCH, failure_line, methods_for, prove
 from deskprof.tools import INSTALL_HINT, find_tool
 
 NAME = "doctor"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deskprof.capture.workload import WorkloadSpec
+from deskprof.capturing.workload import WorkloadSpec
 from deskprof.errors import DeskprofError
 from deskprof.experiment import Design, Experiment, Variant, flush_redis
 from deskprof.experiment.measure import METRIC_NAMES

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from deskprof.report import FORMATS, report
+from deskprof.reporting import FORMATS, report
 
 NAME = "report"
 HELP = "write a self-contained HTML (or Markdown) report of captures and experiments"

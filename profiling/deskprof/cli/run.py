@@ -18,9 +18,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from deskprof import paths
 from deskprof.errors import DeskprofError
 from deskprof.probe.bootstrap import launch_environment
 from deskprof.probe.config import DEFAULT_MAX_BYTES, ENV_DIR, ProbeConfig, parse_size
@@ -67,7 +67,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
 def default_out_dir(env: dict[str, str]) -> Path:
     if env.get(ENV_DIR):
         return Path(env[ENV_DIR])
-    return Path("data") / "probe" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return paths.run_dir("probe")
 
 
 def probe_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:

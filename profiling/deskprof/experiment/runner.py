@@ -2,7 +2,7 @@
 
 For each trial of the plan: switch arms if needed (leave the old, enter the new: a
 change is reverted/applied), run a discarded warm-up after a switch, reset the declared
-state, then drive the workload (Locust via ``deskprof.capture.workload``; open loop at a
+state, then drive the workload (Locust via ``deskprof.capturing.workload``; open loop at a
 fixed arrival rate by default, so latency counts from the intended start) for the trial's
 seconds while psutil watches the arm's processes. After the last trial the probe's
 records are joined to the requests, every arm is left as it was found, and the result is
@@ -30,8 +30,9 @@ from typing import Any
 
 import pandas as pd
 
-from deskprof.capture.bundle import git_revision, host_facts
-from deskprof.capture.workload import ControlledLoad, WorkloadRun, WorkloadSpec, read_workload
+from deskprof import paths
+from deskprof.bundle.writer import git_revision, host_facts
+from deskprof.capturing.workload import ControlledLoad, WorkloadRun, WorkloadSpec, read_workload
 from deskprof.errors import DeskprofError
 from deskprof.experiment.design import ARMS, BASELINE, CANDIDATE, Design
 from deskprof.experiment.measure import (
@@ -47,7 +48,6 @@ from deskprof.experiment.result import ExperimentResult, verdict_table
 from deskprof.experiment.stats import DEFAULT_THRESHOLD
 from deskprof.experiment.variants import Arm, Variant, check_pair, start_arm
 
-DEFAULT_ROOT = Path("data") / "experiments"
 DEFAULT_RATE = 5.0  # requests/s: well below what the first version serves on one worker
 PLAN_KEYS = ["trial", "block", "position", "arm", "pair"]
 REQUEST_COLUMNS = ["trial", "arm", "name", "method", "intended_ns", "start_ns", "end_ns"]
@@ -109,7 +109,7 @@ class Experiment:
         return {
             "label": self.label,
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
-            "git_revision": git_revision(Path(__file__).resolve().parent),
+            "deskprof_revision": git_revision(Path(__file__).resolve().parent),
             "host": host_facts(),
             "baseline": self.baseline.describe(),
             "candidate": self.candidate.describe(),
@@ -123,11 +123,7 @@ class Experiment:
         }
 
     def _out_dir(self) -> Path:
-        if self.out is not None:
-            path = Path(self.out)
-        else:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            path = DEFAULT_ROOT / (f"{stamp}-{self.label}" if self.label else stamp)
+        path = Path(self.out) if self.out is not None else paths.run_dir("experiments", self.label)
         if path.exists() and any(path.iterdir()):
             raise DeskprofError(f"{path} already holds files; choose a new --out directory")
         return path
@@ -281,7 +277,7 @@ class Experiment:
     def _capture_arms(
         self, arms: dict[str, Arm], spec: WorkloadSpec, out: Path, active: Arm | None
     ) -> dict[str, str]:
-        from deskprof.capture.session import CaptureOptions, CaptureSession
+        from deskprof.capturing.session import CaptureOptions, CaptureSession
 
         paths: dict[str, str] = {}
         for role in ARMS:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deskprof.capture.target import Target, wait_for_url
+from deskprof.capturing.target import Target, wait_for_url
 from deskprof.errors import DeskprofError, TargetUnreachable
 
 OPENDESK_SERVE = "{python} -m opendesk serve --port {port}"

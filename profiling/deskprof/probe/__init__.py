@@ -10,7 +10,7 @@ Two ways in::
     deskprof run --out data/probe -- uvicorn opendesk.app:create_app --factory  # code you don't
 
 Output: ``<out_dir>/probe-<pid>.jsonl``, one JSON object per line with ``"kind"`` naming
-a table of ``deskprof.schema`` (``requests``, ``queries``, ``connections``) and exactly
+a table of ``deskprof.bundle.schema`` (``requests``, ``queries``, ``connections``) and exactly
 its columns, plus ``probe_stats`` lines; ``deskprof.probe.reader`` reads them back.
 """
 

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deskprof.bundle.schema import PROBE_KINDS
 from deskprof.errors import BundleError
 from deskprof.probe.recorder import STATS_KIND
-from deskprof.schema import PROBE_KINDS
 
 FILE_GLOB = "probe-*.jsonl"
 TAIL_BYTES = 256 * 1024  # how far back from an offset the last stats line is looked for

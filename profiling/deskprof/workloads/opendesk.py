@@ -1,4 +1,4 @@
-"""Locust scenarios for OpenDesk (a locustfile; run by ``deskprof.capture.workload``).
+"""Locust scenarios for OpenDesk (a locustfile; run by ``deskprof.capturing.workload``).
 
 The scenarios are the table in ``scenarios.py`` (``DESKPROF_SCENARIO``, default
 ``mixed``); the requests and their recording are ``client.py``. Closed loop: each of the

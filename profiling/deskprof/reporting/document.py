@@ -1,6 +1,6 @@
 """What a report says, independent of how it is rendered.
 
-Builders (``deskprof.report.build``) turn captures and experiment results into a
+Builders (``deskprof.reporting.build``) turn captures and experiment results into a
 ``ReportDocument``; renderers (``html``, ``markdown``) turn the document into a file.
 Everything in a document has already been redacted (``deskprof.redact``), so a
 renderer cannot leak what a builder dropped.

@@ -159,6 +159,26 @@ class Target:
                 continue
         return sorted(set(seen))
 
+    def working_directory(self) -> Path | None:
+        """The first target process's working directory (None when it cannot be read)."""
+        for pid in self.pids:
+            try:
+                return Path(psutil.Process(pid).cwd())
+            except (psutil.Error, OSError):
+                continue
+        return None
+
+    def revision(self) -> tuple[str | None, str]:
+        """The target's source revision and where it came from: git in the target's
+        working directory (an installed app or a container often has none: None)."""
+        from deskprof.bundle.writer import git_revision
+
+        cwd = self.working_directory()
+        if cwd is None:
+            return None, "unknown (the target's working directory cannot be read)"
+        found = git_revision(cwd)
+        return found, f"git in {cwd}" if found else f"unknown (no git checkout at {cwd})"
+
     def read_environment(self) -> None:
         for pid in self.all_pids():
             try:

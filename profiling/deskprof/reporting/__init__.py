@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from deskprof.analysis.capture import Capture
+from deskprof.bundle.reader import Capture
 from deskprof.errors import DeskprofError
 from deskprof.experiment.result import ExperimentResult
-from deskprof.report.build import build_report
-from deskprof.report.document import ReportDocument
-from deskprof.report.html import render_html
-from deskprof.report.markdown import render_markdown
+from deskprof.reporting.build import build_report
+from deskprof.reporting.document import ReportDocument
+from deskprof.reporting.html import render_html
+from deskprof.reporting.markdown import render_markdown
 
 FORMATS = ("html", "md")
 

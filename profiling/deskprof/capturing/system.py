@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import psutil
 
-from deskprof.schema import columns
+from deskprof.bundle.schema import columns
 
 
 @dataclass

@@ -4,14 +4,13 @@
 schema version is one we read, every table the manifest counts is there and has an
 intact Parquet footer) so a bad bundle fails at once with one line naming the file. Tables
 are then read only when asked for, once, and come back as pandas DataFrames with exactly
-the columns of :mod:`deskprof.schema` plus the derived columns the analysis layer adds
+the columns of :mod:`deskprof.bundle.schema` plus the derived columns the analysis layer adds
 (``endpoint``, ``fingerprint``, ``attributed_by``...; see the properties). A table the
 bundle lacks is an empty DataFrame with the right columns, so callers need no special case.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -22,19 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deskprof.errors import BundleError
-from deskprof.schema import (
-    MANIFEST,
-    OLDEST_READABLE_VERSION,
-    SCHEMA_VERSION,
-    STATUS_COMPLETE,
-    TABLES,
-)
+from deskprof.bundle.manifest import Manifest
+from deskprof.bundle.schema import MANIFEST, TABLES
+from deskprof.errors import BundleError, first_line
 
 # What open_capture gives for the stored stacks table: its frame ids resolved to labels
 STACK_VIEW = ("stack_id", "frames", "leaf", "handler")
 
-DEFAULT_CPU_RATE_HZ = 100.0
 _EMPTY = {"int64": 0, "float64": 0.0, "string": "", "bool": False}
 
 
@@ -100,7 +93,7 @@ class Capture:
     this bundle has), ``complete`` and ``partial_reasons`` (why it is partial: the
     capture's own reasons plus anything found while reading)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
         self.manifest = manifest
         self.tables: list[str] = [n for n in TABLES if (path / f"{n}.parquet").is_file()]
@@ -112,10 +105,9 @@ class Capture:
         """Validate the bundle at ``path`` and return it; raises :class:`BundleError`."""
         bundle = Path(path).expanduser()
         _check_bundle_dir(bundle)
-        manifest = _read_manifest(bundle / MANIFEST)
+        manifest = Manifest.read(bundle / MANIFEST)
         capture = cls(bundle, manifest)
-        counts = manifest.get("counts") or {}
-        for name, count in counts.items():
+        for name, count in manifest.counts.items():
             if name in TABLES and count and name not in capture.tables:
                 raise BundleError(
                     f"{bundle / (name + '.parquet')} is missing but {MANIFEST} counts {count} "
@@ -127,7 +119,7 @@ class Capture:
                 pq.read_metadata(file)
             except Exception as exc:
                 raise BundleError(
-                    f"{file} is truncated or corrupt ({_first_line(exc)}); copy the bundle "
+                    f"{file} is truncated or corrupt ({first_line(exc)}); copy the bundle "
                     "again from the capture host"
                 ) from None
         return capture
@@ -137,8 +129,8 @@ class Capture:
     @property
     def partial_reasons(self) -> list[str]:
         reasons = []
-        if self.manifest.get("status") != STATUS_COMPLETE:
-            reasons.extend(self.manifest.get("partial_reasons") or ["capture did not finish"])
+        if not self.manifest.complete:
+            reasons.extend(self.manifest.partial_reasons or ["capture did not finish"])
         return reasons + self._notes
 
     @property
@@ -146,21 +138,22 @@ class Capture:
         return not self.partial_reasons
 
     @property
+    def status(self) -> str:
+        """``complete`` or ``partial`` as the capture ended (reading notes aside)."""
+        return self.manifest.status
+
+    @property
     def warnings(self) -> list[str]:
-        return list(self.manifest.get("warnings") or [])
+        return list(self.manifest.warnings)
 
     @property
     def cpu_rate_hz(self) -> float:
         """py-spy's sampling rate: one sample weighs ``1 / cpu_rate_hz`` seconds."""
-        rate = (self.manifest.get("options") or {}).get("cpu_rate_hz")
-        try:
-            return float(rate) if rate and float(rate) > 0 else DEFAULT_CPU_RATE_HZ
-        except (TypeError, ValueError):
-            return DEFAULT_CPU_RATE_HZ
+        return self.manifest.cpu_rate_hz
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else "partial"
-        known = self.manifest.get("counts") or {}
+        known = self.manifest.counts
         counts = ", ".join(f"{n}={known.get(n, '?')}" for n in self.tables)
         return f"<Capture {self.path} {state}: {counts}>"
 
@@ -192,13 +185,13 @@ class Capture:
     def _read_stacks(self) -> pd.DataFrame:
         """``stacks`` with ``frames`` as label lists: from frame ids and the ``frames``
         table (version 2), or stored as labels (version 1 bundles, migrated on read)."""
-        from deskprof.capture.stacks import stacks_from_arrow
+        from deskprof.bundle.stacks import stacks_from_arrow
 
         file = self.path / "stacks.parquet"
         try:
             stored = _read_parquet(file)
         except BundleError:
-            if self.manifest.get("schema_version") == 1:
+            if self.manifest.schema_version == 1:
                 raise BundleError(_v1_stacks_too_large(file)) from None
             raise
         if "frames" in stored.column_names:  # version 1 layout
@@ -284,9 +277,18 @@ class Capture:
         return self.table("service_stats")
 
 
-def open_capture(path: str | os.PathLike[str]) -> Capture:
-    """Open the bundle directory ``path`` (what ``deskprof capture`` wrote)."""
+def open_capture(path: str | os.PathLike[str] | Capture) -> Capture:
+    """Open the bundle directory ``path`` (what ``deskprof capture`` wrote); an opened
+    :class:`Capture` is returned as it is."""
+    if isinstance(path, Capture):
+        return path
     return Capture.open(path)
+
+
+def read_columns(bundle: Path, name: str, columns: list[str]) -> pd.DataFrame:
+    """Some columns of table ``name`` straight from its file, for the capture's own
+    end-of-run checks (the bundle is not whole yet, so it is not opened)."""
+    return _read_parquet(bundle / f"{name}.parquet").select(columns).to_pandas()
 
 
 def _check_bundle_dir(bundle: Path) -> None:
@@ -301,35 +303,6 @@ def _check_bundle_dir(bundle: Path) -> None:
             f"{bundle} is not a capture bundle (no {MANIFEST}); pass the directory "
             "deskprof capture wrote (data/captures/<id>)"
         )
-
-
-def _read_manifest(file: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(
-            f"{file} is not readable JSON ({_first_line(exc)}); copy the bundle again"
-        ) from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{file} is not a capture manifest (not a JSON object)")
-    version = manifest.get("schema_version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise BundleError(
-            f"{file} has an unknown schema_version {version!r}; this deskprof reads version "
-            f"{SCHEMA_VERSION}"
-        )
-    if version > SCHEMA_VERSION:
-        raise BundleError(
-            f"{file} has schema_version {version}, newer than this deskprof reads "
-            f"({SCHEMA_VERSION}); upgrade deskprof"
-        )
-    if version < OLDEST_READABLE_VERSION:
-        raise BundleError(
-            f"{file} has schema_version {version}, older than this deskprof reads "
-            f"({OLDEST_READABLE_VERSION}-{SCHEMA_VERSION}); open it with the deskprof "
-            "version that wrote it"
-        )
-    return manifest
 
 
 def _v1_stacks_too_large(file: Path) -> str:
@@ -350,16 +323,11 @@ def _read_parquet(file: Path) -> pa.Table:
         return pq.read_table(file)
     except OSError as exc:
         raise BundleError(
-            f"{file} cannot be read ({_first_line(exc)}): the file is damaged or was cut "
+            f"{file} cannot be read ({first_line(exc)}): the file is damaged or was cut "
             "short; copy the bundle again from the capture host"
         ) from None
     except Exception as exc:
         raise BundleError(
             f"{file} cannot be read by this deskprof ({type(exc).__name__}: "
-            f"{_first_line(exc)}); report it with the bundle's manifest.json"
+            f"{first_line(exc)}); report it with the bundle's manifest.json"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

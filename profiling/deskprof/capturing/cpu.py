@@ -28,10 +28,10 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
-from deskprof.capture.stacks import StackTable
+from deskprof.bundle.schema import columns
+from deskprof.bundle.stacks import StackTable
 from deskprof.errors import DeskprofError, NoSuchProcess, PermissionDenied
 from deskprof.processes import stop_gracefully
-from deskprof.schema import columns
 from deskprof.tools import require_tool
 
 # (function name, file suffix or "" for any file): innermost frames that mean "blocked"

@@ -3,14 +3,14 @@
 How memray gets in, in order: where the probe is in the target (``--launch``, ``deskprof
 run``, ``deskprof.probe.install``) the probe starts ``memray.Tracker`` itself (no
 debugger: ``deskprof.probe.memtrack``); elsewhere ``memray attach`` with the first method
-proven on a scratch process of this host (``deskprof.capture.attach_trial``), never an
+proven on a scratch process of this host (``deskprof.capturing.attach_trial``), never an
 unproven one. The method used for each process is in the manifest.
 
 Which processes: for each target PID, the descendants that hold the listening socket of
 the target URL's port (uvicorn ``--workers`` and gunicorn workers), else the PID itself
 when it serves alone; with the probe, also a worker that starts serving during the
 window. A launched target always has the probe (why not ``memray run``: see
-``deskprof.capture.memory``). Attaching takes about a second per process (gdb), so the
+``deskprof.capturing.memory``). Attaching takes about a second per process (gdb), so the
 processes are attached, and later detached, in parallel.
 
 A process memray cannot attach to is a warning and a partial reason while the others are
@@ -30,8 +30,9 @@ from typing import Any
 import pandas as pd
 import psutil
 
-from deskprof.capture.attach_trial import first_proven
-from deskprof.capture.memory import (
+from deskprof.bundle.stacks import StackTable
+from deskprof.capturing.attach_trial import first_proven
+from deskprof.capturing.memory import (
     MODES,
     SNAPSHOT_INTERVAL_MS,
     MemrayRecorder,
@@ -39,10 +40,9 @@ from deskprof.capture.memory import (
     TrackedFile,
     _let_target_write,
 )
-from deskprof.capture.memory_inprocess import START_WAIT_S, STOP_WAIT_S, InProcessTracking
-from deskprof.capture.sources import Source
-from deskprof.capture.stacks import StackTable
-from deskprof.capture.target import serving_processes, url_port
+from deskprof.capturing.memory_inprocess import START_WAIT_S, STOP_WAIT_S, InProcessTracking
+from deskprof.capturing.sources import Source
+from deskprof.capturing.target import serving_processes, url_port
 from deskprof.errors import DeskprofError, ToolMissing
 from deskprof.probe.bootstrap import launch_env_delta
 from deskprof.probe.config import ENV_DIR, ProbeConfig
@@ -263,11 +263,11 @@ class MemorySource(Source):
             (f.output.stat().st_size if f.output.exists() else 0, (f.stop_ns - f.start_ns) / 1e9)
             for f in tracked
         ]
-        overhead = writer.manifest.setdefault("overhead", {})
+        overhead = writer.manifest.overhead
         overhead["memory"] = overhead_estimate(self.options.memory_mode, written)
         stacks: StackTable = context.setdefault("stacks", StackTable())
         qualnames = QualnameIndex()
-        anchors = writer.manifest.setdefault("clock", {}).setdefault("anchors", {})
+        anchors = writer.manifest.clock.setdefault("anchors", {})
         reasons = list(self.failures)
         memory, allocations = [], []
         for entry in tracked:
@@ -286,7 +286,7 @@ class MemorySource(Source):
 
         aggregate = self.options.memory_mode == "aggregate"
         methods = sorted(set(self.methods.values()))
-        writer.manifest.setdefault("sources", {})["memory"] = {
+        writer.manifest.sources["memory"] = {
             "tool": " + ".join(methods)
             + " (--no-compress"
             + (", aggregated)" if aggregate else ")"),

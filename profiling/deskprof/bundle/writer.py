@@ -7,14 +7,11 @@ what it is. Tables are written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +20,14 @@ import psutil
 import pyarrow.parquet as pq
 
 from deskprof import __version__
-from deskprof.capture.stacks import StackTable
-from deskprof.schema import MANIFEST, RAW_DIR, SCHEMA_VERSION, STATUS_COMPLETE, STATUS_PARTIAL
-from deskprof.tools import find_tool
+from deskprof.bundle.manifest import Manifest
+from deskprof.bundle.schema import (
+    RAW_DIR,
+    STATUS_COMPLETE,
+    STATUS_PARTIAL,
+)
+from deskprof.bundle.stacks import StackTable
+from deskprof.tools import package_version, tool_version
 
 
 def host_facts() -> dict[str, Any]:
@@ -39,26 +41,15 @@ def host_facts() -> dict[str, Any]:
 
 
 def tool_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"deskprof": __version__}
+    """deskprof's own version and revision, and the capturing tools' versions."""
+    versions: dict[str, str | None] = {
+        "deskprof": __version__,
+        "deskprof_revision": git_revision(Path(__file__).resolve().parent),
+    }
     for name in ("py-spy", "memray", "gdb"):
-        path = find_tool(name)
-        version = None
-        if path:
-            try:
-                out = subprocess.run(
-                    [path, "--version"], capture_output=True, text=True, timeout=10, check=False
-                )
-                version = (out.stdout or out.stderr).strip().splitlines()[0]
-            except (OSError, subprocess.TimeoutExpired, IndexError):
-                version = None
-        versions[name] = version
-    # versions from package metadata, not imports: importing locust monkey-patches the
-    # capturing process with gevent, which must stay inside the load generator's process
+        versions[name] = tool_version(name)
     for package in ("locust", "pandas", "pyarrow"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
+        versions[package] = package_version(package)
     return versions
 
 
@@ -82,22 +73,16 @@ class BundleWriter:
     """Owns one bundle directory while a capture runs."""
 
     path: Path
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
 
     def __post_init__(self) -> None:
         self.raw = self.path / RAW_DIR
         self.raw.mkdir(parents=True, exist_ok=True)
-        self.manifest.setdefault("schema_version", SCHEMA_VERSION)
-        self.manifest.setdefault("created_ns", time.time_ns())
-        self.manifest.setdefault("status", STATUS_PARTIAL)
-        self.manifest.setdefault("partial_reasons", ["capture in progress"])
-        self.manifest.setdefault("warnings", [])
-        self.manifest.setdefault("counts", {})
         self.write_manifest()
 
     def warn(self, message: str) -> None:
-        if message not in self.manifest["warnings"]:
-            self.manifest["warnings"].append(message)
+        if message not in self.manifest.warnings:
+            self.manifest.warnings.append(message)
 
     def write_table(self, name: str, frame: pd.DataFrame) -> None:
         if name == "stacks" and "frames" in frame.columns:  # label lists: store by frame id
@@ -110,7 +95,7 @@ class BundleWriter:
         tmp = target.with_suffix(".parquet.tmp")
         frame.to_parquet(tmp, index=False)
         tmp.replace(target)
-        self.manifest["counts"][name] = len(frame)
+        self.manifest.counts[name] = len(frame)
 
     def write_stacks(self, stacks: StackTable) -> None:
         """The ``stacks`` and ``frames`` tables of every source's shared stack table."""
@@ -120,17 +105,14 @@ class BundleWriter:
             tmp = target.with_suffix(".parquet.tmp")
             pq.write_table(table, tmp)
             tmp.replace(target)
-            self.manifest["counts"][name] = table.num_rows
+            self.manifest.counts[name] = table.num_rows
 
     def write_manifest(self) -> None:
-        target = self.path / MANIFEST
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.manifest, indent=2, default=str, sort_keys=True))
-        tmp.replace(target)
+        self.manifest.write(self.path)
 
     def finish(self, partial_reasons: list[str]) -> None:
-        self.manifest["partial_reasons"] = partial_reasons
-        self.manifest["status"] = STATUS_PARTIAL if partial_reasons else STATUS_COMPLETE
+        self.manifest.partial_reasons = list(partial_reasons)
+        self.manifest.status = STATUS_PARTIAL if partial_reasons else STATUS_COMPLETE
         self.write_manifest()
 
     def size_bytes(self) -> int:

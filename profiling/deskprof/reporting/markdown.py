@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from deskprof import __version__
-from deskprof.report.document import ReportDocument
+from deskprof.reporting.document import ReportDocument
 
 
 def _escape(value: Any) -> str:

@@ -88,7 +88,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("thread_id", "int64", "pthread id as py-spy reports it (= threading.get_ident())"),
         ("thread_name", "string", "thread name"),
         ("stack_id", "int64", "key into the stacks table"),
-        ("state", "string", "cpu | wait (leaf-frame classification, see deskprof.capture.cpu)"),
+        ("state", "string", "cpu | wait (leaf-frame classification, see deskprof.capturing.cpu)"),
     ),
     "stacks": _cols(
         ("stack_id", "int64", "key"),

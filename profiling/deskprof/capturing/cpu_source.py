@@ -18,10 +18,10 @@ from typing import Any
 
 import psutil
 
-from deskprof.capture.cpu import CpuRecorder
-from deskprof.capture.sources import Source
-from deskprof.capture.stacks import StackTable
-from deskprof.capture.target import serving_processes, url_port
+from deskprof.bundle.stacks import StackTable
+from deskprof.capturing.cpu import CpuRecorder
+from deskprof.capturing.sources import Source
+from deskprof.capturing.target import serving_processes, url_port
 from deskprof.errors import DeskprofError
 
 OVERHEAD_HOW = (
@@ -227,11 +227,11 @@ class CpuSource(Source):
 
     def collect(self, writer: Any, context: dict[str, Any]) -> list[str]:
         if self.meters:
-            overhead = writer.manifest.setdefault("overhead", {})
+            overhead = writer.manifest.overhead
             overhead["cpu"] = sampler_overhead(self.meters, self.options.cpu_rate)
         stacks: StackTable = context.setdefault("stacks", StackTable())
         frames, reasons = [], list(self.failures)
-        anchors = writer.manifest.setdefault("clock", {}).setdefault("anchors", {})
+        anchors = writer.manifest.clock.setdefault("anchors", {})
         for recorder in self.recorders:
             try:
                 result = recorder.result(stacks)
@@ -251,12 +251,12 @@ class CpuSource(Source):
 
             writer.write_table("samples", pd.concat(frames, ignore_index=True))
             writer.write_stacks(stacks)
-        writer.manifest.setdefault("sources", {})["cpu"] = {
+        writer.manifest.sources["cpu"] = {
             "tool": "py-spy record --nonblocking --idle --format chrometrace, one per process",
             "rate_hz": self.options.cpu_rate,
             "pids": sorted(r.pid for r in self.recorders),
             "sampled": "each process that serves the target's port (workers, not their "
             "supervisor); workers started during the window from when they appeared",
-            "state": "leaf-frame classification (deskprof.capture.cpu.WAIT_LEAVES)",
+            "state": "leaf-frame classification (deskprof.capturing.cpu.WAIT_LEAVES)",
         }
         return reasons

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from deskprof.capture.services import ServiceStats
-from deskprof.capture.system import SystemSampler
+from deskprof.capturing.services import ServiceStats
+from deskprof.capturing.system import SystemSampler
 
 if TYPE_CHECKING:
-    from deskprof.capture.bundle import BundleWriter
-    from deskprof.capture.session import CaptureOptions
-    from deskprof.capture.target import Target
+    from deskprof.bundle.writer import BundleWriter
+    from deskprof.capturing.session import CaptureOptions
+    from deskprof.capturing.target import Target
 
 SOURCE_NAMES = ("cpu", "memory", "sql", "system")
 # the sources this version can run
@@ -68,7 +68,7 @@ class SystemSource(Source):
         if self.sampler is None:
             return ["did not run"]
         writer.write_table("metrics", self.sampler.frame())
-        writer.manifest.setdefault("overhead", {})["system"] = {
+        writer.manifest.overhead["system"] = {
             "rate_hz": 10,
             "how": "psutil reads /proc for each target PID from the capturing process; "
             "the target does no work for it",
@@ -113,7 +113,7 @@ def build_sources(options: CaptureOptions) -> list[Source]:
     chosen = set(options.sources)
     sources: list[Source] = []
     if "sql" in chosen:
-        from deskprof.capture.probe_source import ProbeSource
+        from deskprof.capturing.probe_source import ProbeSource
 
         sources.append(ProbeSource(options))
     if "system" in chosen:
@@ -121,11 +121,11 @@ def build_sources(options: CaptureOptions) -> list[Source]:
     if "sql" in chosen or "system" in chosen:
         sources.append(ServicesSource(options))
     if "memory" in chosen:
-        from deskprof.capture.memory_source import MemorySource
+        from deskprof.capturing.memory_source import MemorySource
 
         sources.append(MemorySource(options))
     if "cpu" in chosen:
-        from deskprof.capture.cpu_source import CpuSource
+        from deskprof.capturing.cpu_source import CpuSource
 
         sources.append(CpuSource(options))
     return sources

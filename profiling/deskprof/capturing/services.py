@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from deskprof.schema import columns
+from deskprof.bundle.schema import columns
 
 REDIS_COUNTERS = (
     "keyspace_hits",

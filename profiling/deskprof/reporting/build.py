@@ -17,16 +17,16 @@ from typing import Any
 
 import pandas as pd
 
-from deskprof.analysis.capture import Capture, open_capture
 from deskprof.analysis.compare import query_diff
 from deskprof.analysis.digest import overall_stats, query_profile
 from deskprof.analysis.endpoints import endpoint_summary
 from deskprof.analysis.findings import detect_all, skip_line
+from deskprof.bundle.reader import Capture, open_capture
+from deskprof.bundle.schema import MANIFEST
 from deskprof.errors import DeskprofError
 from deskprof.experiment.result import RESULT_FILE, ExperimentResult, load_result
 from deskprof.redact import scrub_sql, scrub_text, scrub_value
-from deskprof.report.document import Embed, Figure, ReportDocument, Section, Table
-from deskprof.schema import MANIFEST
+from deskprof.reporting.document import Embed, Figure, ReportDocument, Section, Table
 
 TOP_QUERIES = 15
 REPORT_METRICS = ("p50_ms", "p95_ms", "throughput_rps", "queries_per_request", "db_ms_per_request")
@@ -53,6 +53,14 @@ def _overhead_text(overhead: dict[str, Any]) -> str:
     return "; ".join(parts) or "not recorded"
 
 
+def _revision(target: dict[str, Any]) -> str:
+    """The target's revision and its source; older bundles recorded deskprof's own
+    revision as ``git_revision``, which says nothing about the target."""
+    if target.get("revision"):
+        return f"{str(target['revision'])[:12]} ({target.get('revision_source', '?')})"
+    return str(target.get("revision_source") or "unknown")
+
+
 def capture_facts(capture: Capture) -> list[tuple[str, str]]:
     """The capture's summary lines: what was watched, how, for how long, how complete."""
     m = capture.manifest
@@ -73,7 +81,11 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
         ("target", f"{target.get('url', options.get('url', '?'))}"),
         ("OPENDESK_FIXES", target.get("opendesk_fixes") or "none"),
         ("command", target.get("command") or f"attached to PIDs {target.get('pids')}"),
-        ("revision", str(target.get("git_revision") or "?")[:12]),
+        ("target revision", _revision(target)),
+        (
+            "deskprof",
+            f"{tools.get('deskprof', '?')} ({str(tools.get('deskprof_revision') or '?')[:12]})",
+        ),
         ("window", f"{_utc(m.get('start_ns'))}, {m.get('duration_s', 0):.1f} s"),
         ("workload", load),
         ("sources", ", ".join(options.get("sources", []))),
@@ -236,7 +248,10 @@ def _arm_facts(result: ExperimentResult) -> list[tuple[str, str]]:
         ),
         ("statistics", str(config.get("statistics", "?"))),
         ("noise threshold", f"{config.get('threshold', 0.02):.0%}"),
-        ("revision", str(config.get("git_revision") or "?")[:12]),
+        (
+            "deskprof revision",
+            str(config.get("deskprof_revision") or config.get("git_revision") or "?")[:12],
+        ),
         ("started", str(config.get("started", "?"))),
     ]
     return [(key, scrub_text(value)) for key, value in facts]

@@ -2,9 +2,9 @@
 reading what memray wrote (whichever way it got in).
 
 Where the probe is in the target, memray's tracker is started from inside
-(``deskprof.probe.memtrack``, ``deskprof.capture.memory_inprocess``) and this module only
+(``deskprof.probe.memtrack``, ``deskprof.capturing.memory_inprocess``) and this module only
 reads its files. Otherwise: ``memray attach`` with a method proven on this host
-(``deskprof.capture.attach_trial``; gdb or lldb injects memray's tracker into the live
+(``deskprof.capturing.attach_trial``; gdb or lldb injects memray's tracker into the live
 interpreter) on every process that serves requests, ``--output`` a file under ``raw/``,
 ``--no-compress`` (lz4 compression would run inside the target at detach time, on its
 CPU), ``--aggregate`` when ``CaptureOptions.memory_mode == "aggregate"``, and
@@ -65,9 +65,9 @@ from typing import Any
 import pandas as pd
 import psutil
 
-from deskprof.capture.stacks import StackTable
+from deskprof.bundle.schema import columns
+from deskprof.bundle.stacks import StackTable
 from deskprof.errors import DeskprofError, NoSuchProcess, PermissionDenied, ToolMissing
-from deskprof.schema import columns
 from deskprof.tools import INSTALL_HINT, find_tool, require_tool
 
 SNAPSHOT_INTERVAL_MS = 10  # memray.Tracker's default memory_interval_ms (what attach uses)
@@ -159,7 +159,7 @@ class MemrayRecorder:
     raw_dir: Path
     mode: str = "full"
     window_s: float = 30.0
-    method: str = "gdb"  # one proven on this host (deskprof.capture.attach_trial)
+    method: str = "gdb"  # one proven on this host (deskprof.capturing.attach_trial)
     attach_ns: int = 0
     detach_ns: int = 0
     exited: bool = False

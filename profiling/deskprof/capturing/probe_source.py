@@ -27,7 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from deskprof.capture.sources import Source
+from deskprof.bundle.schema import PROBE_KINDS, TABLES
+from deskprof.capturing.sources import Source
 from deskprof.errors import DeskprofError
 from deskprof.probe import control
 from deskprof.probe.bootstrap import launch_env_delta
@@ -40,7 +41,6 @@ from deskprof.probe.reader import (
     read_probe_dir,
 )
 from deskprof.probe.recorder import STATS_INTERVAL_S, STATS_KIND
-from deskprof.schema import PROBE_KINDS, TABLES
 
 TIME_COLUMN = {"requests": "start_ns", "queries": "start_ns", "connections": "ts_ns"}
 MAX_MALFORMED_LISTED = 20
@@ -211,9 +211,9 @@ class ProbeSource(Source):
                 "switched_on_for_capture": self.switched,
                 "restored": self._restored(),
             }
-        writer.manifest.setdefault("sources", {})["sql"] = summary
+        writer.manifest.sources["sql"] = summary
         self._warn(writer, summary, reasons, tables)
-        overhead = writer.manifest.setdefault("overhead", {})
+        overhead = writer.manifest.overhead
         overhead["sql"] = self._overhead(tables, start_ns, end_ns)
         return reasons
 

@@ -20,9 +20,9 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from deskprof.bundle.schema import columns
 from deskprof.errors import DeskprofError
 from deskprof.processes import stop_gracefully
-from deskprof.schema import columns
 from deskprof.workloads import OPENDESK_LOCUSTFILE, RECORDER_PLUGIN, SCENARIOS
 from deskprof.workloads.control import CONTROL_ENV, READY, Window, done_path, write_window
 

@@ -15,12 +15,12 @@ import pandas as pd
 from markupsafe import Markup
 
 from deskprof import __version__
-from deskprof.report.document import ReportDocument
+from deskprof.reporting.document import ReportDocument
 
 MAX_EVIDENCE_ROWS = 20
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("deskprof.report", "templates"),
+    loader=jinja2.PackageLoader("deskprof.reporting", "templates"),
     autoescape=True,
     trim_blocks=True,
     lstrip_blocks=True,

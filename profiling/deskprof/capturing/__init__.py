@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from deskprof.capture.session import CaptureOptions, CaptureResult, capture
+    from deskprof.capturing.session import CaptureOptions, CaptureResult, capture
 
 __all__ = ["CaptureOptions", "CaptureResult", "capture"]
 
@@ -18,7 +18,7 @@ __all__ = ["CaptureOptions", "CaptureResult", "capture"]
 def __getattr__(name: str) -> Any:
     # lazy: the session pulls in pandas and psutil, which the sources' helpers may not need
     if name in __all__:
-        from deskprof.capture import session
+        from deskprof.capturing import session
 
         return getattr(session, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,23 +10,24 @@ Whatever stops a capture early, what was captured is kept and the reason written
 from __future__ import annotations
 
 import math
-import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deskprof.capture.bundle import BundleWriter, git_revision, host_facts, tool_versions
-from deskprof.capture.signals import Interrupted, StopSignals, signal_name
-from deskprof.capture.sources import AVAILABLE_SOURCES, SOURCE_NAMES, Source, build_sources
-from deskprof.capture.target import Target, wait_for_url
-from deskprof.capture.workload import WorkloadRun, WorkloadSpec, read_workload
+from deskprof import paths
+from deskprof.bundle.manifest import Manifest
+from deskprof.bundle.reader import Capture, open_capture
+from deskprof.bundle.writer import BundleWriter, host_facts, tool_versions
+from deskprof.capturing.signals import Interrupted, StopSignals, signal_name
+from deskprof.capturing.sources import AVAILABLE_SOURCES, SOURCE_NAMES, Source, build_sources
+from deskprof.capturing.target import Target, wait_for_url
+from deskprof.capturing.workload import WorkloadRun, WorkloadSpec, read_workload
 from deskprof.errors import DeskprofError, TargetUnreachable
+from deskprof.redact import redact_url
 
-DEFAULT_ROOT = Path("data") / "captures"
 MIN_CPU_RATE, MAX_CPU_RATE = 1, 1000  # above ~1 kHz py-spy takes a core and skews the target
 MIN_DISK_MB = 1.0
 
@@ -49,6 +50,8 @@ class CaptureOptions:
     redis_url: str | None = None
     max_disk_mb: float = 2048.0
     label: str = ""
+    # the target's source revision (a release tag, an image digest); else git in its cwd
+    target_revision: str | None = None
     launch_env: dict[str, str] = field(default_factory=dict)
     progress: Callable[[str], None] | None = None
 
@@ -138,9 +141,7 @@ def _runs_python(proc: Any) -> bool:
 def _bundle_dir(options: CaptureOptions) -> Path:
     if options.out is not None:
         return options.out
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    slug = re.sub(r"[^a-z0-9]+", "-", options.label.lower()).strip("-")
-    return DEFAULT_ROOT / (f"{stamp}-{slug}" if slug else stamp)
+    return paths.run_dir("captures", options.label)
 
 
 @dataclass
@@ -148,7 +149,7 @@ class CaptureResult:
     path: Path
     status: str
     partial_reasons: list[str]
-    manifest: dict[str, Any]
+    manifest: Manifest
     signal: int | None = None  # the stop signal that ended the capture early, if any
 
     @property
@@ -186,21 +187,19 @@ class CaptureSession:
                 f"cannot write the bundle at {path}: {exc.strerror or exc}; choose a writable "
                 "--out directory"
             ) from None
-        writer.manifest.update(
-            host=host_facts(),
-            tools=tool_versions(),
-            options={
-                "url": o.url,
-                "duration_s": o.duration_s,
-                "sources": list(o.sources),
-                "cpu_rate_hz": o.cpu_rate,
-                "memory_mode": o.memory_mode,
-                "keep_parameters": o.keep_parameters,
-                "max_disk_mb": o.max_disk_mb,
-                "label": o.label,
-            },
-            workload=o.workload.describe() if o.workload else None,
-        )
+        m = writer.manifest
+        m.host, m.tools = host_facts(), tool_versions()
+        m.options = {
+            "url": o.url,
+            "duration_s": o.duration_s,
+            "sources": list(o.sources),
+            "cpu_rate_hz": o.cpu_rate,
+            "memory_mode": o.memory_mode,
+            "keep_parameters": o.keep_parameters,
+            "max_disk_mb": o.max_disk_mb,
+            "label": o.label,
+        }
+        m.workload = o.workload.describe() if o.workload else None
         writer.write_manifest()
         return writer
 
@@ -220,15 +219,20 @@ class CaptureSession:
         return target
 
     def _describe_target(self, writer: BundleWriter, target: Target) -> None:
-        writer.manifest["target"] = {
+        o = self.options
+        revision, revision_source = (
+            (o.target_revision, "given") if o.target_revision else target.revision()
+        )
+        writer.manifest.target = {
             "url": target.url,
             "pids": target.pids,
             "all_pids": target.all_pids(),
             "launched": target.launched,
             "command": target.command,
             "opendesk_fixes": target.environ.get("OPENDESK_FIXES", ""),
-            "database": _redact_url(target.environ.get("OPENDESK_DATABASE_URL", "")),
-            "git_revision": git_revision(Path(__file__).resolve().parent),
+            "database": redact_url(target.environ.get("OPENDESK_DATABASE_URL", "")),
+            "revision": revision,
+            "revision_source": revision_source,
         }
 
     # --- the run -----------------------------------------------------------------------
@@ -258,15 +262,15 @@ class CaptureSession:
                 if self.target is not None and self.target.launched:
                     self.target.stop()
         return CaptureResult(
-            writer.path, writer.manifest["status"], self.partial, writer.manifest,
+            writer.path, writer.manifest.status, self.partial, writer.manifest,
             self.signals.received,
         )  # fmt: skip
 
     def _capture(self, writer: BundleWriter, target: Target) -> None:
         o = self.options
         started_ns = time.time_ns()
-        writer.manifest["start_ns"] = started_ns
-        writer.manifest["clock"] = {"kind": "epoch_ns", "anchors": {}}
+        writer.manifest.start_ns = started_ns
+        writer.manifest.clock = {"kind": "epoch_ns", "anchors": {}}
         try:
             for source in self.sources:
                 try:
@@ -290,11 +294,12 @@ class CaptureSession:
         self.say("stopping the sources and writing the bundle")
         self._stop_all()
         ended_ns = time.time_ns()
-        writer.manifest.update(end_ns=ended_ns, duration_s=(ended_ns - started_ns) / 1e9)
+        writer.manifest.end_ns = ended_ns
+        writer.manifest.duration_s = (ended_ns - started_ns) / 1e9
         self._collect(writer, started_ns, ended_ns)
         writer.finish(self.partial)
         self.say(
-            f"bundle {writer.path} ({writer.manifest['status']}"
+            f"bundle {writer.path} ({writer.manifest.status}"
             + (f": {'; '.join(self.partial)}" if self.partial else "")
             + ")"
         )
@@ -341,21 +346,21 @@ class CaptureSession:
             except DeskprofError as exc:
                 reasons = [str(exc)]
             self.partial.extend(f"{source.name}: {r}" for r in reasons)
-        writer.manifest["integrity"] = reconcile(writer)
+        writer.manifest.integrity = reconcile(writer)
 
 
 def reconcile(writer: BundleWriter) -> dict[str, Any]:
     """Requests the load generator sent vs the probe saw; queries the probe saw vs what
     pg_stat_statements counted. Each part is there only when both of its tables are."""
-    import pandas as pd
+    from deskprof.bundle.reader import read_columns
 
     out: dict[str, Any] = {}
-    probe = writer.manifest.get("sources", {}).get("sql", {})
+    probe = writer.manifest.source("sql")
     workload_path = writer.path / "workload.parquet"
     requests_path = writer.path / "requests.parquet"
     if workload_path.exists() and requests_path.exists():
-        sent = pd.read_parquet(workload_path, columns=["request_id", "status"])
-        seen = pd.read_parquet(requests_path, columns=["request_id"])
+        sent = read_columns(writer.path, "workload", ["request_id", "status"])
+        seen = read_columns(writer.path, "requests", ["request_id"])
         answered = sent[sent["status"] > 0]
         matched = answered["request_id"].isin(seen["request_id"]).sum()
         out["requests"] = {
@@ -371,8 +376,8 @@ def reconcile(writer: BundleWriter) -> dict[str, Any]:
     queries_path = writer.path / "queries.parquet"
     statements_path = writer.path / "db_statements.parquet"
     if queries_path.exists() and statements_path.exists():
-        queries = pd.read_parquet(queries_path, columns=["query_id", "error"])
-        server_calls = int(pd.read_parquet(statements_path, columns=["calls"])["calls"].sum())
+        queries = read_columns(writer.path, "queries", ["query_id", "error"])
+        server_calls = int(read_columns(writer.path, "db_statements", ["calls"])["calls"].sum())
         succeeded = int((queries["error"] == "").sum())
         out["queries"] = {
             "probe_seen": len(queries),
@@ -387,12 +392,10 @@ def reconcile(writer: BundleWriter) -> dict[str, Any]:
     return out
 
 
-def _redact_url(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
-def capture(**kwargs: Any) -> CaptureResult:
-    """Notebook entry point: ``capture(url=..., pids=[...], duration_s=30)``."""
+def capture(**kwargs: Any) -> Capture:
+    """Notebook entry point: ``capture(url=..., pids=[...], duration_s=30)``; returns
+    the bundle opened (``deskprof.findings(deskprof.capture(...))`` works). The CLI
+    runs :class:`CaptureSession` itself, for the stop signal and exit code."""
     kwargs.setdefault("progress", lambda line: print(line, file=sys.stderr))
     workload = kwargs.pop("workload", "mixed")
     users, rate = kwargs.pop("users", 10), kwargs.pop("rate", 0.0)
@@ -404,7 +407,8 @@ def capture(**kwargs: Any) -> CaptureResult:
         kwargs["workload"] = workload
     if "out" in kwargs and kwargs["out"] is not None:
         kwargs["out"] = Path(kwargs["out"])
-    return CaptureSession(CaptureOptions(**kwargs)).run()
+    result = CaptureSession(CaptureOptions(**kwargs)).run()
+    return open_capture(result.path)
 
 
 __all__ = [
