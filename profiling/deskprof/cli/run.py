@@ -18,12 +18,10 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-from deskprof import paths
 from deskprof.errors import DeskprofError
-from deskprof.probe.bootstrap import launch_environment
-from deskprof.probe.config import DEFAULT_MAX_BYTES, ENV_DIR, ProbeConfig, parse_size
+from deskprof.probe import bootstrap
+from deskprof.probe.config import DEFAULT_MAX_BYTES, ENV_DIR, parse_size
 
 NAME = "run"
 HELP = "run a FastAPI/Starlette or Flask + SQLAlchemy command with the probe, unmodified"
@@ -64,36 +62,23 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def default_out_dir(env: dict[str, str]) -> Path:
-    if env.get(ENV_DIR):
-        return Path(env[ENV_DIR])
-    return paths.run_dir("probe")
-
-
 def probe_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
-    """``env`` plus what the probe in the command's processes needs."""
-    out = Path(args.out) if args.out else default_out_dir(env)
-    out = out.resolve()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DeskprofError(f"cannot create the probe directory {out}: {exc.strerror}") from exc
-    if args.max_bytes is None:
-        max_bytes = DEFAULT_MAX_BYTES
-    else:
+    """``env`` plus what the probe in the command's processes needs: ``deskprof run``'s
+    options, given to :func:`deskprof.probe.bootstrap.probe_environment`."""
+    max_bytes = None
+    if args.max_bytes is not None:
         try:
             max_bytes = parse_size(args.max_bytes)
         except ValueError as exc:
             raise DeskprofError(f"--max-bytes: {exc}") from exc
-    config = ProbeConfig(
-        out_dir=str(out),
+    return bootstrap.probe_environment(
+        env,
+        out=args.out,
         keep_parameters=args.keep_parameters,
         sqlcommenter=args.sqlcommenter,
-        enabled=not args.off,
+        off=args.off,
         max_bytes=max_bytes,
-        max_records=ProbeConfig.from_env(env).max_records,
     )
-    return launch_environment(config, env)
 
 
 def resolve_command(command: list[str], env: dict[str, str]) -> str:

@@ -19,7 +19,6 @@ import shlex
 import socket
 import subprocess
 import sys
-from argparse import Namespace
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 from deskprof.capturing.target import Target, wait_for_url
 from deskprof.errors import DeskprofError, TargetUnreachable
+from deskprof.probe.bootstrap import probe_environment
 
 OPENDESK_SERVE = "{python} -m opendesk serve --port {port}"
 Change = str | Callable[[], Any]
@@ -246,11 +246,8 @@ def start_arm(role: str, variant: Variant, workdir: Path, progress: Callable[[st
     env = {**os.environ, **variant.env}
     probe_dir = None
     if variant.probe:
-        from deskprof.cli.run import probe_environment
-
         probe_dir = workdir / f"probe-{role}"
-        options = {"keep_parameters": False, "sqlcommenter": False, "off": False}
-        env = probe_environment(Namespace(out=str(probe_dir), max_bytes=None, **options), env)
+        env = probe_environment(env, out=probe_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     progress(f"{role}: launching {command} ({variant.name})")
     try:
