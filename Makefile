@@ -4,11 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test lint format lab bench lock clean
+.PHONY: help venv demo test test-fast lint format lab bench lock clean
 
 help:
 	@echo "make demo   - start the reference OpenDesk, capture under load, analyse, write a report"
 	@echo "make test   - lint + the whole test suite (unit, integration, notebooks)"
+	@echo "make test-fast - lint + the unit tests (under a minute; no services, no tools)"
 	@echo "make lab    - JupyterLab on 127.0.0.1 with the notebooks"
 	@echo "make bench  - benchmarks, printed as side-by-side ratios"
 
@@ -37,6 +38,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the quick loop while editing: no services, no profilers, no notebooks
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -m "not integration and not slow" tests/unit $(PYTEST_ARGS)
 
 # as root (containers, CI machines) Jupyter refuses to start without --allow-root
 lab: $(STAMP)

@@ -22,13 +22,10 @@ from sqlalchemy.engine import make_url
 from opendesk import migrations
 from opendesk.config import DATA_DIR, FIX_NAMES, ConfigError, Settings
 from opendesk.db import make_engine, make_sessionmaker
+from opendesk.errors import UsageError
 from opendesk.processes import die_with_parent, exit_on_sigterm
 from opendesk.redis_server import EmbeddedRedis, RedisUnavailable
 from opendesk.seed import SIZES, seed, seeded_as
-
-
-class UsageError(Exception):
-    """A mistake the operator can fix; printed as one line."""
 
 
 def safe_url(url: str) -> str:

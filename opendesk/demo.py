@@ -15,9 +15,9 @@ import time
 
 import httpx
 
-from opendesk.cli import UsageError
 from opendesk.config import Settings
 from opendesk.db import make_engine
+from opendesk.errors import UsageError
 from opendesk.redis_server import free_port
 from opendesk.seed import DEMO_PASSWORD, SEED_VERSION, seed, seeded_as
 

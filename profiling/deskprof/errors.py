@@ -43,3 +43,18 @@ def first_line(exc: BaseException) -> str:
     one-line error quotes of a library's exception."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+class OptionError(DeskprofError):
+    """A bad option value. The message is a template naming options as ``{field}``: the
+    library renders each as its keyword (``duration_s``), the CLI as its flag
+    (``--duration``, via :meth:`for_flags`), so neither speaks the other's language."""
+
+    def __init__(self, template: str, *options: str, exit_code: int | None = None) -> None:
+        self.template = template
+        self.options = options
+        super().__init__(template.format(**{name: name for name in options}), exit_code=exit_code)
+
+    def for_flags(self, flags: dict[str, str]) -> str:
+        """The message with each option named as the CLI flag ``flags`` maps it to."""
+        return self.template.format(**{name: flags.get(name, name) for name in self.options})

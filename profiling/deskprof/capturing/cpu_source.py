@@ -20,7 +20,7 @@ import psutil
 
 from deskprof.bundle.stacks import StackTable
 from deskprof.capturing.cpu import CpuRecorder
-from deskprof.capturing.sources import Source
+from deskprof.capturing.source import Source
 from deskprof.capturing.target import serving_processes, url_port
 from deskprof.errors import DeskprofError
 

@@ -41,7 +41,7 @@ from deskprof.capturing.memory import (
     _let_target_write,
 )
 from deskprof.capturing.memory_inprocess import START_WAIT_S, STOP_WAIT_S, InProcessTracking
-from deskprof.capturing.sources import Source
+from deskprof.capturing.source import Source
 from deskprof.capturing.target import serving_processes, url_port
 from deskprof.errors import DeskprofError, ToolMissing
 from deskprof.probe.bootstrap import launch_env_delta

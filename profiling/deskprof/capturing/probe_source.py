@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from deskprof.bundle.schema import PROBE_KINDS, TABLES
-from deskprof.capturing.sources import Source
+from deskprof.capturing.source import Source
 from deskprof.errors import DeskprofError
 from deskprof.probe import control
 from deskprof.probe.bootstrap import launch_env_delta

@@ -25,7 +25,7 @@ from deskprof.capturing.signals import Interrupted, StopSignals, signal_name
 from deskprof.capturing.sources import AVAILABLE_SOURCES, SOURCE_NAMES, Source, build_sources
 from deskprof.capturing.target import Target, wait_for_url
 from deskprof.capturing.workload import WorkloadRun, WorkloadSpec, read_workload
-from deskprof.errors import DeskprofError, TargetUnreachable
+from deskprof.errors import DeskprofError, OptionError, TargetUnreachable
 from deskprof.redact import redact_url
 
 MIN_CPU_RATE, MAX_CPU_RATE = 1, 1000  # above ~1 kHz py-spy takes a core and skews the target
@@ -57,7 +57,9 @@ class CaptureOptions:
 
     def validate(self) -> None:
         if not self.sources:
-            raise DeskprofError(f"--sources names no source; choose from {', '.join(SOURCE_NAMES)}")
+            raise OptionError(
+                "{sources} names no source; choose from " + ", ".join(SOURCE_NAMES), "sources"
+            )
         unknown = sorted(set(self.sources) - set(SOURCE_NAMES))
         if unknown:
             raise DeskprofError(
@@ -65,26 +67,31 @@ class CaptureOptions:
             )
         missing = sorted(set(self.sources) - set(AVAILABLE_SOURCES))
         if missing:
-            raise DeskprofError(
+            raise OptionError(
                 f"source(s) {', '.join(missing)} not available in this version yet; "
-                f"use --sources {','.join(AVAILABLE_SOURCES)}"
+                f"use {{sources}} {','.join(AVAILABLE_SOURCES)}",
+                "sources",
             )
         if bool(self.pids) == bool(self.launch):
-            raise DeskprofError("give the target either by --pid (repeatable) or by --launch")
+            raise OptionError(
+                "give the target either by {pids} (repeatable) or by {launch}", "pids", "launch"
+            )
         if not 1 <= self.duration_s <= 6 * 3600:
-            raise DeskprofError("--duration must be between 1 s and 6 h")
+            raise OptionError("{duration_s} must be between 1 s and 6 h", "duration_s")
         if not MIN_CPU_RATE <= self.cpu_rate <= MAX_CPU_RATE:
-            raise DeskprofError(
-                f"--cpu-rate must be between {MIN_CPU_RATE} and {MAX_CPU_RATE} samples/s "
-                f"(py-spy's useful range; 100 is the default), got {self.cpu_rate}"
+            raise OptionError(
+                f"{{cpu_rate}} must be between {MIN_CPU_RATE} and {MAX_CPU_RATE} samples/s "
+                f"(py-spy's useful range; 100 is the default), got {self.cpu_rate}",
+                "cpu_rate",
             )
         if not (math.isfinite(self.max_disk_mb) and self.max_disk_mb >= MIN_DISK_MB):
-            raise DeskprofError(
-                f"--max-disk-mb must be at least {MIN_DISK_MB:g} MB (a bundle's manifest and "
-                f"tables need room), got {self.max_disk_mb:g}"
+            raise OptionError(
+                f"{{max_disk_mb}} must be at least {MIN_DISK_MB:g} MB (a bundle's manifest and "
+                f"tables need room), got {self.max_disk_mb:g}",
+                "max_disk_mb",
             )
         if not self.url.startswith(("http://", "https://")):
-            raise DeskprofError(f"--url must be an http(s) URL, got {self.url!r}")
+            raise OptionError(f"{{url}} must be an http(s) URL, got {self.url!r}", "url")
         if self.workload is not None:
             self.workload.validate(self.url)
         for pid in self.pids:
@@ -96,19 +103,20 @@ def check_out_dir(path: Path) -> None:
     for parent in [path, *path.parents]:
         if parent.exists() and not parent.is_dir():
             what = "is" if parent == path else f"is under {parent}, which is"
-            raise DeskprofError(f"--out {path} {what} a file; choose a directory path")
+            raise OptionError(f"{{out}} {path} {what} a file; choose a directory path", "out")
         if parent.exists():
             break
     if path.is_dir() and any(path.iterdir()):
-        raise DeskprofError(f"{path} already holds files; choose a new --out directory")
+        raise OptionError(f"{path} already holds files; choose a new {{out}} directory", "out")
 
 
 def check_server_pid(pid: int) -> None:
     """A PID worth capturing: not init, and Python (itself or a child: a supervisor)."""
     if pid <= 1:
-        raise DeskprofError(
-            f"--pid {pid} is {'init' if pid == 1 else 'not a process'}: give the PID of the "
-            "Python server (its supervisor or a worker); `pgrep -f uvicorn` finds it"
+        raise OptionError(
+            f"{{pids}} {pid} is {'init' if pid == 1 else 'not a process'}: give the PID of the "
+            "Python server (its supervisor or a worker); `pgrep -f uvicorn` finds it",
+            "pids",
         )
     import psutil
 
@@ -183,9 +191,10 @@ class CaptureSession:
         try:
             writer = BundleWriter(path)
         except OSError as exc:
-            raise DeskprofError(
+            raise OptionError(
                 f"cannot write the bundle at {path}: {exc.strerror or exc}; choose a writable "
-                "--out directory"
+                "{out} directory",
+                "out",
             ) from None
         m = writer.manifest
         m.host, m.tools = host_facts(), tool_versions()

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from deskprof.bundle.schema import columns
-from deskprof.errors import DeskprofError
+from deskprof.errors import DeskprofError, OptionError
 from deskprof.processes import stop_gracefully
 from deskprof.workloads import OPENDESK_LOCUSTFILE, RECORDER_PLUGIN, SCENARIOS
 from deskprof.workloads.control import CONTROL_ENV, READY, Window, done_path, write_window
@@ -60,13 +60,14 @@ class WorkloadSpec:
         if not self.is_builtin:
             check_locustfile(Path(self.scenario))
         if self.users < 1 or self.rate < 0:
-            raise DeskprofError("--users must be at least 1 and --rate not negative")
+            raise OptionError("{users} must be at least 1 and {rate} not negative", "users", "rate")
         host = urlparse(url).hostname or ""
         if host not in LOOPBACK and not self.allow_remote:
             # load is only ever aimed at loopback unless the user says otherwise
-            raise DeskprofError(
+            raise OptionError(
                 f"refusing to send load to {host}: only loopback targets by default; "
-                "pass --allow-remote-load for a staging host you own"
+                "pass {allow_remote} for a staging host you own",
+                "allow_remote",
             )
 
 

@@ -12,6 +12,7 @@ from types import ModuleType
 
 from deskprof import __version__
 from deskprof.cli import capture, demo, doctor, experiment, findings, probe, report, run
+from deskprof.cli.options import message
 from deskprof.errors import DeskprofError
 
 COMMANDS: list[ModuleType] = [capture, doctor, run, probe, experiment, findings, report, demo]
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         verb = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.prepare_parser(verb)
-        verb.set_defaults(run=module.run)
+        verb.set_defaults(run=module.run, flags=getattr(module, "FLAGS", {}))
     return parser
 
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except DeskprofError as exc:
-        print(f"deskprof: {exc}", file=sys.stderr)
+        print(f"deskprof: {message(exc, args.flags)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         from deskprof.capturing.signals import exit_code, signal_name

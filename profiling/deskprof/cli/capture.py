@@ -11,14 +11,36 @@ import argparse
 import sys
 from pathlib import Path
 
+from deskprof.capturing.memory import MODES
 from deskprof.capturing.session import CaptureOptions, CaptureSession
 from deskprof.capturing.signals import exit_code
 from deskprof.capturing.sources import AVAILABLE_SOURCES, SOURCE_NAMES
 from deskprof.capturing.workload import WorkloadSpec
+from deskprof.cli.options import defaults
 from deskprof.workloads import SCENARIOS
 
 NAME = "capture"
 HELP = "capture CPU, memory, requests and SQL from a running (or launched) OpenDesk"
+
+#: option keyword (``CaptureOptions``, ``WorkloadSpec``) → the flag that sets it
+FLAGS = {
+    "url": "--url",
+    "pids": "--pid",
+    "launch": "--launch",
+    "duration_s": "--duration",
+    "sources": "--sources",
+    "cpu_rate": "--cpu-rate",
+    "memory_mode": "--memory-mode",
+    "max_disk_mb": "--max-disk-mb",
+    "out": "--out",
+    "label": "--label",
+    "target_revision": "--target-revision",
+    "users": "--users",
+    "rate": "--rate",
+    "allow_remote": "--allow-remote-load",
+}
+_CAPTURE = defaults(CaptureOptions)
+_LOAD = defaults(WorkloadSpec)
 
 
 def prepare_parser(parser: argparse.ArgumentParser) -> None:
@@ -31,17 +53,27 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         "--launch", metavar="COMMAND", help="start this command instrumented, stop it after"
     )
     what = parser.add_argument_group("what and how long")
-    what.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
+    what.add_argument(
+        "--duration",
+        type=float,
+        default=_CAPTURE["duration_s"],
+        help=f"seconds (default {_CAPTURE['duration_s']:g})",
+    )
     what.add_argument(
         "--sources",
         default=",".join(AVAILABLE_SOURCES),
         help=f"comma list of {', '.join(SOURCE_NAMES)} (default: {','.join(AVAILABLE_SOURCES)})",
     )
-    what.add_argument("--cpu-rate", type=int, default=100, help="py-spy samples/s (default 100)")
+    what.add_argument(
+        "--cpu-rate",
+        type=int,
+        default=_CAPTURE["cpu_rate"],
+        help=f"py-spy samples/s (default {_CAPTURE['cpu_rate']})",
+    )
     what.add_argument(
         "--memory-mode",
-        choices=["full", "aggregate"],
-        default="full",
+        choices=list(MODES),
+        default=_CAPTURE["memory_mode"],
         help="memray: every allocation (temporal view) or aggregated (smaller files)",
     )
     what.add_argument(
@@ -55,9 +87,14 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         default="mixed",
         help=f"built-in scenario ({', '.join(SCENARIOS)}), a locustfile path, or 'none'",
     )
-    load.add_argument("--users", type=int, default=10, help="closed loop: concurrent users")
     load.add_argument(
-        "--rate", type=float, default=0.0, help="open loop: requests per second (overrides users)"
+        "--users", type=int, default=_LOAD["users"], help="closed loop: concurrent users"
+    )
+    load.add_argument(
+        "--rate",
+        type=float,
+        default=_LOAD["rate"],
+        help="open loop: requests per second (overrides users)",
     )
     load.add_argument(
         "--allow-remote-load",
@@ -67,7 +104,18 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, help="bundle directory (default data/captures/<time>)")
     out.add_argument("--label", default="", help="a short name for the bundle directory")
-    out.add_argument("--max-disk-mb", type=float, default=2048, help="stop at this bundle size")
+    out.add_argument(
+        "--max-disk-mb",
+        type=float,
+        default=_CAPTURE["max_disk_mb"],
+        help=f"stop at this bundle size (default {_CAPTURE['max_disk_mb']:g})",
+    )
+    out.add_argument(
+        "--target-revision",
+        metavar="REV",
+        help="the target's source revision (a tag, a commit, an image digest) for the "
+        "manifest; default: git in the target's working directory, when it has one",
+    )
     out.add_argument("--database-url", help="for server statistics (default: the target's env)")
     out.add_argument("--redis-url", help="for Redis INFO deltas (default: the target's env)")
 
@@ -96,6 +144,7 @@ def options_from(args: argparse.Namespace) -> CaptureOptions:
         redis_url=args.redis_url,
         max_disk_mb=args.max_disk_mb,
         label=args.label,
+        target_revision=args.target_revision,
         progress=lambda line: print(f"deskprof: {line}", file=sys.stderr, flush=True),
     )
 

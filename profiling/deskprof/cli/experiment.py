@@ -10,16 +10,30 @@ import argparse
 import sys
 
 from deskprof.capturing.workload import WorkloadSpec
+from deskprof.cli.options import defaults
 from deskprof.errors import DeskprofError
 from deskprof.experiment import Design, Experiment, Variant, flush_redis
 from deskprof.experiment.measure import METRIC_NAMES
-from deskprof.experiment.runner import DEFAULT_RATE
-from deskprof.experiment.stats import DEFAULT_THRESHOLD
 from deskprof.experiment.variants import OPENDESK_SERVE
 from deskprof.workloads import SCENARIOS
 
 NAME = "experiment"
 HELP = "is the candidate faster? baseline vs candidate in interleaved trials, with a verdict"
+
+#: option keyword (``Experiment``, ``Design``, ``WorkloadSpec``) → the flag that sets it
+FLAGS = {
+    "trial_s": "--trial-seconds",
+    "threshold": "--threshold",
+    "out": "--out",
+    "blocks": "--blocks",
+    "warmup_s": "--warmup-seconds",
+    "users": "--users",
+    "rate": "--rate",
+    "allow_remote": "--allow-remote-load",
+}
+_EXPERIMENT = defaults(Experiment)
+_DESIGN = defaults(Design)
+_LOAD = defaults(WorkloadSpec)
 
 EPILOG = """\
 variants (--baseline / --candidate):
@@ -110,22 +124,42 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--rate",
         type=float,
-        default=DEFAULT_RATE,
-        help=f"open loop: requests per second (default {DEFAULT_RATE:g}); 0 = closed loop",
+        default=_EXPERIMENT["rate"],
+        help=f"open loop: requests per second (default {_EXPERIMENT['rate']:g}); 0 = closed loop",
     )
-    load.add_argument("--users", type=int, default=10, help="closed loop (--rate 0): users")
+    load.add_argument(
+        "--users", type=int, default=_LOAD["users"], help="closed loop (--rate 0): users"
+    )
     load.add_argument(
         "--allow-remote-load",
         action="store_true",
         help="send load to a non-loopback host (a staging host you own)",
     )
     design = parser.add_argument_group("design")
-    design.add_argument("--trial-seconds", type=float, default=10.0, help="per trial (default 10)")
-    design.add_argument("--blocks", type=int, default=5, help="ABBA/BAAB blocks (default 5)")
     design.add_argument(
-        "--warmup-seconds", type=float, default=3.0, help="after each switch (default 3)"
+        "--trial-seconds",
+        type=float,
+        default=_EXPERIMENT["trial_s"],
+        help=f"per trial (default {_EXPERIMENT['trial_s']:g})",
     )
-    design.add_argument("--seed", type=int, default=0, help="block order seed (default 0)")
+    design.add_argument(
+        "--blocks",
+        type=int,
+        default=_DESIGN["blocks"],
+        help=f"ABBA/BAAB blocks (default {_DESIGN['blocks']})",
+    )
+    design.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=_DESIGN["warmup_s"],
+        help=f"after each switch (default {_DESIGN['warmup_s']:g})",
+    )
+    design.add_argument(
+        "--seed",
+        type=int,
+        default=_DESIGN["seed"],
+        help=f"block order seed (default {_DESIGN['seed']})",
+    )
     design.add_argument(
         "--flush-redis", metavar="URL", help="cold cache: FLUSHDB on this Redis before each trial"
     )
@@ -148,8 +182,8 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     report.add_argument(
         "--threshold",
         type=float,
-        default=DEFAULT_THRESHOLD,
-        help=f"noise threshold as a fraction (default {DEFAULT_THRESHOLD:g} = 2%%)",
+        default=_EXPERIMENT["threshold"],
+        help=f"noise threshold as a fraction (default {_EXPERIMENT['threshold']:g} = 2%%)",
     )
     report.add_argument("--out", metavar="DIR", help="result directory (must be new or empty)")
     report.add_argument("--label", default="", help="a name for the result directory")

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from deskprof.errors import DeskprofError
+from deskprof.errors import DeskprofError, OptionError
 
 BASELINE = "baseline"
 CANDIDATE = "candidate"
@@ -52,9 +52,11 @@ class Design:
 
     def validate(self) -> None:
         if self.blocks < 1:
-            raise DeskprofError("--blocks must be at least 1 (5 or more for a trustworthy verdict)")
+            raise OptionError(
+                "{blocks} must be at least 1 (5 or more for a trustworthy verdict)", "blocks"
+            )
         if self.warmup_s < 0:
-            raise DeskprofError("--warmup-seconds must not be negative")
+            raise OptionError("{warmup_s} must not be negative", "warmup_s")
 
     def describe(self) -> dict[str, Any]:
         return {

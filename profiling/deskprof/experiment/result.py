@@ -1,21 +1,12 @@
 """An experiment's result: trials, verdicts, configuration; saved and loaded again.
 
-On disk (a directory)::
-
-    result.json        status, verdict table, configuration (git revision, machine,
-                       variants, workload, design, threshold)
-    trials.parquet     one row per trial and endpoint (the unit the statistics use)
-    requests.parquet   every measured request (trial, arm, name, latency...), for ECDFs
-    raw/               load generator logs, probe output, target logs
-
-The verdict table is recomputed from the trials on demand (``verdict_table``) and also
-stored, so a colleague without deskprof can read ``result.json``.
+The directory format is :mod:`deskprof.bundle.experiment`. The verdict table is
+recomputed from the trials on demand (``verdict_table``) and also stored.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,29 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deskprof.bundle.experiment import (
+    VERDICT_COLUMNS,
+    read_result,
+    write_result,
+)
 from deskprof.errors import DeskprofError
 from deskprof.experiment.design import BASELINE, CANDIDATE
 from deskprof.experiment.measure import ALL, METRICS
 from deskprof.experiment.stats import DEFAULT_THRESHOLD, compare
 
-RESULT_FILE = "result.json"
-TRIALS_FILE = "trials.parquet"
-REQUESTS_FILE = "requests.parquet"
-RESULT_VERSION = 1
-VERDICT_COLUMNS = [
-    "endpoint",
-    "metric",
-    "baseline",
-    "candidate",
-    "ratio",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "verdict",
-    "n_baseline",
-    "n_candidate",
-    "warnings",
-]
 FEW_REQUESTS = 20
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 
@@ -165,19 +143,15 @@ class ExperimentResult:
         target = Path(path) if path is not None else self.path
         if target is None:
             raise DeskprofError("no directory to save the result in: pass a path")
-        target.mkdir(parents=True, exist_ok=True)
-        self.trials.to_parquet(target / TRIALS_FILE, index=False)
-        self.requests.to_parquet(target / REQUESTS_FILE, index=False)
-        document = {
-            "version": RESULT_VERSION,
-            "status": self.status,
-            "partial_reasons": self.partial_reasons,
-            "verdicts": _json_records(self.verdicts),
-            "config": self.config,
-        }
-        tmp = target / (RESULT_FILE + ".tmp")
-        tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-        tmp.replace(target / RESULT_FILE)
+        write_result(
+            target,
+            trials=self.trials,
+            requests=self.requests,
+            verdicts=self.verdicts,
+            status=self.status,
+            partial_reasons=self.partial_reasons,
+            config=self.config,
+        )
         self.path = target
         return target
 
@@ -185,46 +159,17 @@ class ExperimentResult:
         return self.verdicts.to_html(index=False, float_format=lambda x: f"{x:.3g}")
 
 
-def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    records = frame.to_dict(orient="records")
-    for record in records:
-        for key, value in record.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                record[key] = None  # JSON has no NaN
-            elif isinstance(value, np.integer):
-                record[key] = int(value)
-    return records
-
-
 def load_result(path: str | Path) -> ExperimentResult:
     """An experiment directory (or its ``result.json``) → ``ExperimentResult``."""
-    directory = Path(path)
-    if directory.name == RESULT_FILE:
-        directory = directory.parent
-    manifest = directory / RESULT_FILE
-    if not manifest.is_file():
-        raise DeskprofError(f"no experiment result at {directory} (missing {RESULT_FILE})")
-    try:
-        document = json.loads(manifest.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DeskprofError(f"{manifest} is not valid JSON ({exc.msg}): truncated?") from exc
-    if document.get("version") != RESULT_VERSION:
-        raise DeskprofError(f"{manifest}: unknown result version {document.get('version')!r}")
-    trials_path = directory / TRIALS_FILE
-    if not trials_path.is_file():
-        raise DeskprofError(f"{directory} has {RESULT_FILE} but no {TRIALS_FILE}")
-    requests_path = directory / REQUESTS_FILE
-    verdicts = pd.DataFrame(document.get("verdicts", []), columns=VERDICT_COLUMNS)
-    numeric = ["baseline", "candidate", "ratio", "ci_low", "ci_high", "p_value"]
-    verdicts[numeric] = verdicts[numeric].astype(float)
+    files = read_result(path)
     return ExperimentResult(
-        trials=pd.read_parquet(trials_path),
-        verdicts=verdicts,
-        config=document.get("config", {}),
-        requests=pd.read_parquet(requests_path) if requests_path.is_file() else pd.DataFrame(),
-        status=document.get("status", "partial"),
-        partial_reasons=list(document.get("partial_reasons", [])),
-        path=directory,
+        trials=files.trials,
+        verdicts=files.verdicts,
+        config=files.document.get("config", {}),
+        requests=files.requests,
+        status=files.document.get("status", "partial"),
+        partial_reasons=list(files.document.get("partial_reasons", [])),
+        path=files.directory,
     )
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 from deskprof import paths
 from deskprof.bundle.writer import git_revision, host_facts
 from deskprof.capturing.workload import ControlledLoad, WorkloadRun, WorkloadSpec, read_workload
-from deskprof.errors import DeskprofError
+from deskprof.errors import DeskprofError, OptionError
 from deskprof.experiment.design import ARMS, BASELINE, CANDIDATE, Design
 from deskprof.experiment.measure import (
     ALL,
@@ -92,9 +92,9 @@ class Experiment:
 
     def validate(self) -> None:
         if not 1 <= self.trial_s <= 3600:
-            raise DeskprofError("--trial-seconds must be between 1 and 3600")
+            raise OptionError("{trial_s} must be between 1 and 3600", "trial_s")
         if not 0 <= self.threshold < 1:
-            raise DeskprofError("--threshold is a fraction: 0.02 means 2%")
+            raise OptionError("{threshold} is a fraction: 0.02 means 2%", "threshold")
         self.design.validate()
         check_pair(self.baseline, self.candidate)
         spec = self.spec()
@@ -125,7 +125,7 @@ class Experiment:
     def _out_dir(self) -> Path:
         path = Path(self.out) if self.out is not None else paths.run_dir("experiments", self.label)
         if path.exists() and any(path.iterdir()):
-            raise DeskprofError(f"{path} already holds files; choose a new --out directory")
+            raise OptionError(f"{path} already holds files; choose a new {{out}} directory", "out")
         return path
 
     def run(self) -> ExperimentResult:
