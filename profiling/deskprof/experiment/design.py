@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from deskprof.errors import DeskprofError, OptionError
+from deskprof.errors import OptionError
 
 BASELINE = "baseline"
 CANDIDATE = "candidate"

@@ -21,10 +21,10 @@ from deskprof.analysis.compare import query_diff
 from deskprof.analysis.digest import overall_stats, query_profile
 from deskprof.analysis.endpoints import endpoint_summary
 from deskprof.analysis.findings import detect_all, skip_line
+from deskprof.bundle.experiment import RESULT_FILE
 from deskprof.bundle.reader import Capture, open_capture
 from deskprof.bundle.schema import MANIFEST
 from deskprof.errors import DeskprofError
-from deskprof.bundle.experiment import RESULT_FILE
 from deskprof.experiment.result import ExperimentResult, load_result
 from deskprof.redact import scrub_sql, scrub_text, scrub_value
 from deskprof.reporting.document import Embed, Figure, ReportDocument, Section, Table
