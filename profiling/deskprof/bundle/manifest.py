@@ -31,6 +31,11 @@ from deskprof.bundle.schema import (
 from deskprof.errors import BundleError, first_line
 
 DEFAULT_CPU_RATE_HZ = 100.0
+# fields left out of the file until the capture writes them
+_UNTIL_WRITTEN = frozenset(
+    {"start_ns", "end_ns", "duration_s", "host", "tools", "options", "target", "clock"}
+    | {"sources", "overhead", "integrity"}
+)
 
 
 @dataclass
@@ -92,7 +97,15 @@ class Manifest(Mapping[str, Any]):
     # --- JSON ---------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        """The JSON form. A section appears once something is in it, as in the files
+        earlier versions wrote: readers (and people watching a capture's manifest) can
+        tell "not yet" from "empty"."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (f.name in _UNTIL_WRITTEN and value in (None, {})):
+                continue
+            out[f.name] = value
         return {**self.extra, **out}
 
     @classmethod

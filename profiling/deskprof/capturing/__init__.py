@@ -1,8 +1,9 @@
 """Capturing: one module per signal source and the session that runs them together.
 
-``capture(url=..., launch=... | pids=[...], duration_s=30)`` is the notebook entry point
-(``deskprof capture`` the CLI's); it returns a ``CaptureResult`` whose ``path`` is the
-bundle directory that ``deskprof.open_capture`` reads.
+``deskprof.capture(url=..., launch=... | pids=[...], duration_s=30)`` is the notebook
+entry point (``deskprof capture`` the CLI's); it returns the bundle it wrote, opened (a
+:class:`deskprof.Capture`). The package is named ``capturing`` so that
+``deskprof.capture`` can be that function.
 """
 
 from __future__ import annotations
