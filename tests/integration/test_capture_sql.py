@@ -63,6 +63,10 @@ def _assert_ticket_list_n_plus_one(bundle: Path) -> None:
     for table, column in (("requests", "start_ns"), ("queries", "start_ns")):
         frame = pd.read_parquet(bundle / f"{table}.parquet")
         assert frame[column].between(manifest["start_ns"], manifest["end_ns"]).all()
+    # the launched service runs in this checkout: its revision is git's HEAD here, and
+    # deskprof's own is recorded apart (the same checkout, so the same commit)
+    assert manifest["target"]["revision_source"].startswith(("git in ", "unknown"))
+    assert "deskprof_revision" in manifest["tools"]
     integrity = manifest["integrity"]["requests"]
     assert integrity["probe_seen"] == manifest["counts"]["requests"] == len(requests)
     assert integrity["workload_sent"] == manifest["counts"]["workload"] == len(workload)
