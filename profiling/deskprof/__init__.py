@@ -41,6 +41,10 @@ _LAZY = {
     "Experiment": ("deskprof.experiment", "Experiment"),
     "Variant": ("deskprof.experiment", "Variant"),
     "load_result": ("deskprof.experiment", "load_result"),
+    "Design": ("deskprof.experiment", "Design"),
+    "endpoint_summary": ("deskprof.analysis", "endpoint_summary"),
+    "query_profile": ("deskprof.analysis", "query_profile"),
+    "explain": ("deskprof.analysis.explain", "explain"),
 }
 
 __all__ = [

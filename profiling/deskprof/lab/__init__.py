@@ -10,7 +10,15 @@ only reports it on staging (where the lesson may rightly not hold).
 
 Nothing here starts servers: ``capture(launch=...)`` (``Target.launch``) and the
 experiment runner (``Variant.launch`` / ``start_arm``) do; this module only says what to
-launch, with which environment.
+launch, with which environment. :mod:`deskprof.lab.experiments` holds what experiment
+notebooks do around an experiment (arms, fix sets, a server for a few checks, a logged-in
+client), :mod:`deskprof.lab.evidence` the tables they read (probe output per arm,
+connections per request, the outbox).
+
+A notebook imports ``deskprof`` and ``from deskprof import lab`` only: the figures,
+tables and classes it needs beyond the top-level names are reached here (``lab.explain``,
+``lab.latency_ecdf``, ``lab.Design``, ``lab.DataFrame``...), loaded on first use
+(:data:`REEXPORTS`).
 """
 
 from __future__ import annotations
@@ -372,7 +380,73 @@ def memory_by(capture: Any, by: str = "endpoint", *, kind: str = "high_water_mar
     return pd.DataFrame(table)
 
 
+def table_doc(table: str) -> Any:
+    """The documentation of one bundle table (``deskprof schema``), as Markdown a notebook
+    displays."""
+    from IPython.display import Markdown
+
+    from deskprof.bundle.schema import TABLES, describe
+
+    if table not in TABLES:
+        raise DeskprofError(f"unknown table {table!r}; one of {', '.join(TABLES)}")
+    return Markdown(describe(table))
+
+
+# --- what notebooks reach through lab ------------------------------------------------------
+
+#: name -> (module, attribute), imported on first use
+REEXPORTS: dict[str, tuple[str, str]] = {
+    "DataFrame": ("pandas", "DataFrame"),
+    "Markdown": ("IPython.display", "Markdown"),
+    "Design": ("deskprof.experiment", "Design"),
+    "WorkloadSpec": ("deskprof.capturing.workload", "WorkloadSpec"),
+    "Target": ("deskprof.capturing.target", "Target"),
+    "Thresholds": ("deskprof.analysis", "Thresholds"),
+    "endpoint_summary": ("deskprof.analysis", "endpoint_summary"),
+    "latency_histogram": ("deskprof.analysis", "latency_histogram"),
+    "overall_stats": ("deskprof.analysis", "overall_stats"),
+    "query_profile": ("deskprof.analysis", "query_profile"),
+    "explain": ("deskprof.analysis.explain", "explain"),
+    "query_diff": ("deskprof.analysis.compare", "query_diff"),
+    "read_probe_dir": ("deskprof.probe.reader", "read_probe_dir"),
+    "run_change": ("deskprof.experiment.variants", "run_change"),
+    **{
+        name: ("deskprof.views", name)
+        for name in (
+            "filter_samples",
+            "findings_summary_plot",
+            "flame_diff_table",
+            "latency_ecdf",
+            "query_profile_plot",
+            "timeline",
+            "to_chrome_trace",
+            "to_speedscope",
+            "verdict_ratio_plot",
+        )
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in REEXPORTS:
+        from importlib import import_module
+
+        module, attribute = REEXPORTS[name]
+        value = getattr(import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+from deskprof.lab import evidence as _evidence  # noqa: E402
+from deskprof.lab import experiments as _experiments  # noqa: E402
+from deskprof.lab.evidence import *  # noqa: E402, F403
+from deskprof.lab.experiments import *  # noqa: E402, F403
+
 __all__ = [
+    *_evidence.__all__,
+    *_experiments.__all__,
+    *REEXPORTS,
     "LabTarget",
     "ReferenceLaunch",
     "capture_dir",
@@ -385,5 +459,6 @@ __all__ = [
     "reference_launch",
     "self_time",
     "sqlite_path",
+    "table_doc",
     "target_from_parameters",
 ]
