@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from deskprof.analysis.detectors_index import detect_missing_indexes
+from deskprof.analysis.detectors.missing_index import detect_missing_indexes
 from tests.unit.test_findings_sql import per_request, queries, requests
 
 pytestmark = pytest.mark.integration

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from deskprof.analysis.attribution import lookup_str
-from deskprof.analysis.detectors_cache import _cacheable_runs
-from deskprof.analysis.detectors_paging import _offsets, offset_value
-from deskprof.analysis.detectors_sql import _repeated_in_request, read_rows
+from deskprof.analysis.detectors.deep_pagination import _offsets, offset_value
+from deskprof.analysis.detectors.n_plus_one import _repeated_in_request
+from deskprof.analysis.detectors.uncached_read import _cacheable_runs
 from deskprof.analysis.digest import _ranked_lists
-from deskprof.analysis.findings import Thresholds
+from deskprof.analysis.finding import Thresholds
+from deskprof.analysis.sqltext import read_rows
 
 # --- attribution ----------------------------------------------------------------------
 

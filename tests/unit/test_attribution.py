@@ -13,7 +13,6 @@ from deskprof.analysis.attribution import (
     attribute_samples,
     handler_endpoints,
     overlapping_request,
-    parse_frame,
     stack_handlers,
 )
 
@@ -37,16 +36,6 @@ def _requests(*rows: tuple) -> pd.DataFrame:
         ],
     )
     return add_endpoint(frame)
-
-
-def test_parse_frame() -> None:
-    assert parse_frame("list_tickets (/srv/opendesk/api/tickets.py:42)") == (
-        "list_tickets",
-        "/srv/opendesk/api/tickets.py",
-        42,
-    )
-    assert parse_frame("<module> (C:\\app\\x.py:3)") == ("<module>", "C:\\app\\x.py", 3)
-    assert parse_frame("weird") == ("weird", "", None)
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,10 @@ from __future__ import annotations
 import pandas as pd
 
 from deskprof.analysis.attribution import HandlerMatcher
-from deskprof.analysis.detectors_profile import (
-    cpu_kind,
-    detect_cpu_hotspots,
-    detect_memory_peaks,
-    is_database_call,
-)
+from deskprof.analysis.detectors.cpu_hotspot import detect_cpu_hotspots
+from deskprof.analysis.detectors.memory_peak import detect_memory_peaks
 from deskprof.analysis.endpoints import summarise_endpoints
+from deskprof.analysis.stackframes import cpu_kind, is_database_call
 from tests.unit.test_findings_profile import samples, stacks
 
 LIST, EXPORT = "GET /tickets", "GET /tickets/export.csv"

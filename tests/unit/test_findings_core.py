@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deskprof.analysis import detectors_index
+from deskprof.analysis.detectors import missing_index as detectors_index
 from deskprof.analysis.explain import Plan, SeqScan, check_select, rewrite_placeholders
-from deskprof.analysis.findings import (
+from deskprof.analysis.finding import (
     Finding,
     Thresholds,
     at_least,

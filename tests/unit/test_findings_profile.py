@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from deskprof.analysis.detectors_profile import (
-    detect_cpu_hotspots,
-    detect_memory_growth,
-    detect_memory_peaks,
-    owner_frame,
-)
+from deskprof.analysis.detectors.cpu_hotspot import detect_cpu_hotspots
+from deskprof.analysis.detectors.memory_growth import detect_memory_growth
+from deskprof.analysis.detectors.memory_peak import detect_memory_peaks
+from deskprof.analysis.stackframes import owner_frame
 
 LIST = "GET /tickets"
 ROOT = [

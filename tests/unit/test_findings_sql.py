@@ -9,16 +9,13 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from deskprof.analysis.detectors_cache import detect_uncached_reads, report_like
-from deskprof.analysis.detectors_paging import detect_deep_pagination, offset_value
-from deskprof.analysis.detectors_sql import (
-    detect_connection_churn,
-    detect_n_plus_one,
-    detect_slow_queries,
-    tables_in,
-    values_kept,
-)
+from deskprof.analysis.detectors.connection_churn import detect_connection_churn
+from deskprof.analysis.detectors.deep_pagination import detect_deep_pagination, offset_value
+from deskprof.analysis.detectors.n_plus_one import detect_n_plus_one
+from deskprof.analysis.detectors.slow_query import detect_slow_queries
+from deskprof.analysis.detectors.uncached_read import detect_uncached_reads, report_like
 from deskprof.analysis.fingerprint import fingerprint_series
+from deskprof.analysis.sqltext import tables_in, values_kept
 from deskprof.bundle.schema import columns
 
 MS = 1_000_000

@@ -20,7 +20,6 @@ it often runs after the handler returned, when only it is left on the stack.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import numpy as np
@@ -28,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
+from deskprof.bundle.frames import parse_frame
 
 
 def add_endpoint(requests: pd.DataFrame) -> pd.DataFrame:
@@ -39,15 +38,6 @@ def add_endpoint(requests: pd.DataFrame) -> pd.DataFrame:
     else:
         out["endpoint"] = pd.Series([], dtype=str)
     return out
-
-
-def parse_frame(label: str) -> tuple[str, str, int | None]:
-    """``"list_tickets (/app/opendesk/api/tickets.py:42)"`` → (function, file, line)."""
-    match = _FRAME.match(label)
-    if not match:
-        return label, "", None
-    line = match.group("line")
-    return match.group("function"), match.group("file"), int(line) if line else None
 
 
 def handler_endpoints(requests: pd.DataFrame) -> dict[str, str]:

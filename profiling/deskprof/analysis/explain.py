@@ -48,8 +48,8 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import URL, make_url
 
-from deskprof.analysis.detectors_sql import values_kept
 from deskprof.analysis.fingerprint import fingerprint, operation
+from deskprof.analysis.sqltext import values_kept
 from deskprof.errors import DeskprofError, first_line
 
 MAX_TIMEOUT_S = 3600.0

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deskprof.bundle.frames import format_frame, parse_frame
 from deskprof.errors import DeskprofError
 
 STATES = ("both", "cpu", "wait")
@@ -24,19 +25,9 @@ STATE_CODES = {"cpu": 0, "wait": 1}  # how the HTML views encode a run's state
 ROOT_NAME = "all"
 UNKNOWN_STACK = "[stack not in the stacks table]"
 
-_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 _STDLIB = re.compile(r"^.*/lib/python\d+\.\d+t?/")
 # py-spy --subprocesses puts one 'process PID:"command line" (:0)' frame at each root
 _PROCESS_FRAME = re.compile(r'^process \d+:".*" \(:?\d*\)$')
-
-
-def parse_frame(label: str) -> tuple[str, str, int | None]:
-    """``"function (file:line)"`` → ``(function, file, line)``; anything else is all name."""
-    match = _FRAME.match(label)
-    if not match:
-        return label, "", None
-    line = match["line"]
-    return match["function"], match["file"], int(line) if line else None
 
 
 def short_frame(label: str, *, lines: bool = True, short_paths: bool = True) -> str:
@@ -53,8 +44,7 @@ def short_frame(label: str, *, lines: bool = True, short_paths: bool = True) -> 
                 break
         else:
             file = _STDLIB.sub("", file)
-    where = f"{file}:{line}" if lines and line is not None else file
-    return f"{function} ({where})"
+    return format_frame(function, file, line if lines else None)
 
 
 def sample_endpoints(samples: pd.DataFrame) -> pd.Series:

@@ -19,9 +19,15 @@ from typing import Any
 
 import pandas as pd
 
-from deskprof.analysis.detectors_sql import NS_PER_MS, _reads, _stat, endpoint_stats, top_endpoint
 from deskprof.analysis.explain import SeqScan, explain, hypothetical_costs
-from deskprof.analysis.findings import Finding, Thresholds, severity_for
+from deskprof.analysis.finding import Finding, Thresholds, severity_for
+from deskprof.analysis.sqltext import (
+    NS_PER_MS,
+    endpoint_stat,
+    endpoint_stats,
+    read_frame,
+    top_endpoint,
+)
 from deskprof.errors import DeskprofError
 from deskprof.redact import scrub_sql
 
@@ -114,7 +120,7 @@ def detect_missing_indexes(
     unreachable database stops the detector after one note."""
     t = thresholds or Thresholds()
     notes = notes if notes is not None else []
-    reads = _reads(queries)
+    reads = read_frame(queries)
     reads = reads[reads["fingerprint"].str.contains(r"\b(?:where|order by)\b", regex=True)]
     if reads.empty:
         return []
@@ -262,7 +268,7 @@ def _finding(
     )
     return Finding(
         kind="missing_index",
-        severity=severity_for(saving, _stat(stats, endpoint, "median_ms"), t),
+        severity=severity_for(saving, endpoint_stat(stats, endpoint, "median_ms"), t),
         endpoint=endpoint,
         title=f"Missing index: full scan of {scan.table} ({problem['reason']})",
         evidence=[evidence],

@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deskprof.analysis.detectors_sql import (
+from deskprof.analysis.finding import Finding, Thresholds, severity_for
+from deskprof.analysis.sqltext import (
     NS_PER_MS,
-    _reads,
-    _stat,
+    endpoint_stat,
     endpoint_stats,
+    read_frame,
     read_rows,
     tables_in,
     values_kept,
 )
-from deskprof.analysis.findings import Finding, Thresholds, severity_for
 
 _KEYSET = re.compile(r"\)\s*[<>]=?\s*\(\s*\?")
 _OFFSET = re.compile(
@@ -126,7 +126,7 @@ def detect_deep_pagination(
     relevant = queries["fingerprint_id"].isin(page_ids + count_ids).to_numpy(dtype=bool)
     narrow = queries[[c for c in [*columns, "operation", "error"] if c in queries]]
     narrow = narrow.assign(_row=np.arange(len(queries)))
-    reads = _reads(narrow[relevant], columns, in_requests=True)
+    reads = read_frame(narrow[relevant], columns, in_requests=True)
     offset_of: dict[tuple[str, str], int | None] = {}
     stats = endpoint_stats(requests)
     findings = []
@@ -192,7 +192,7 @@ def detect_deep_pagination(
             if not counts_every_page:
                 continue
         saving = count_ms * (1.0 if counts_every_page else 0.0) + depth_excess_ms
-        median_ms = _stat(stats, endpoint, "median_ms")
+        median_ms = endpoint_stat(stats, endpoint, "median_ms")
         evidence = {
             "endpoint": endpoint,
             "page_fingerprint": fp,

@@ -14,16 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deskprof.analysis.detectors_sql import (
+from deskprof.analysis.finding import Finding, Thresholds, severity_for
+from deskprof.analysis.sqltext import (
     NS_PER_MS,
     WRITES,
-    _stat,
+    endpoint_stat,
     endpoint_stats,
     read_rows,
     tables_in,
     values_kept,
 )
-from deskprof.analysis.findings import Finding, Thresholds, severity_for
 
 _AGGREGATE = re.compile(r"\b(?:count|sum|avg|min|max)\(|\bgroup by\b")
 _EQ_PARAM = re.compile(r"(?<![<>!=])=\s*\?|\?(?:::[a-z_]+(?: [a-z_]+)*)?\s*=(?!=)")
@@ -150,13 +150,13 @@ def detect_uncached_reads(
             .sort_values("total_ms", ascending=False)
         )
         by_fp["total_ms"] = by_fp["total_ms"] / NS_PER_MS
-        median_ms = _stat(stats, endpoint, "median_ms")
+        median_ms = endpoint_stat(stats, endpoint, "median_ms")
         read_tables = sorted({tb for fp in by_fp.index for tb in tables[fp]})
         evidence: list[dict[str, Any]] = [
             {
                 "endpoint": endpoint,
                 "requests_affected": affected,
-                "requests_of_endpoint": int(_stat(stats, endpoint, "requests")),
+                "requests_of_endpoint": int(endpoint_stat(stats, endpoint, "requests")),
                 "cacheable_db_ms_per_request": round(per_request_ms, 3),
                 "endpoint_median_ms": round(median_ms, 3),
                 "tables": read_tables,

@@ -1,0 +1,97 @@
+"""CPU hot spots: application functions holding a large share of an endpoint's CPU.
+
+Samples are charged to their owner, the first application frame from the leaf (see
+:mod:`deskprof.analysis.stackframes`). A CPU hot spot is the application's *own* CPU: its
+code and the standard library it calls. Two kinds of on-CPU samples are kept out of it.
+Database calls (the leaf is SQLAlchemy's DBAPI call or a driver's frame) are the
+database's time, which the SQL detectors report; with SQLite the engine runs inside the
+worker, so without this rule every N+1 shows up a second time as a "hot spot" of the
+function that lazy-loads. Work inside a third-party library (the ORM building objects, a
+serializer) is that library's: charged to the calling function it would make a "hot spot"
+of every ORM-heavy handler of a healthy service, since some caller always holds a fifth of
+an endpoint's CPU. Library time still counts in the endpoint's CPU (the share's
+denominator); database time does not. Idle and event-loop leaves are dropped, even if a
+sample was classified on-CPU.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from deskprof.analysis.finding import Finding, Thresholds
+from deskprof.analysis.stackframes import requests_per_endpoint, short_owner, stack_table
+
+
+def detect_cpu_hotspots(
+    samples: pd.DataFrame,
+    stacks: pd.DataFrame,
+    requests: pd.DataFrame,
+    *,
+    thresholds: Thresholds | None = None,
+    rate_hz: float = 100.0,
+) -> list[Finding]:
+    """Per endpoint, the application functions whose own CPU (see the module doc) holds at
+    least ``cpu_min_share`` of the endpoint's on-CPU samples outside database calls (and
+    ``cpu_min_samples``). Saving = that function's CPU time per request (an upper bound:
+    what removing the work entirely would give)."""
+    t = thresholds or Thresholds()
+    on_cpu = samples[(samples["state"] == "cpu") & (samples["endpoint"] != "")]
+    if on_cpu.empty:
+        return []
+    info = stack_table(stacks)
+    on_cpu = on_cpu.join(info, on="stack_id", how="inner")
+    on_cpu = on_cpu[~on_cpu["idle"]]
+    in_database = on_cpu[on_cpu["cpu_kind"] == "database"].groupby("endpoint")["n_samples"].sum()
+    on_cpu = on_cpu[on_cpu["cpu_kind"] != "database"]
+    per_endpoint = requests_per_endpoint(requests)
+    findings = []
+    for endpoint, rows in on_cpu.groupby("endpoint", sort=False):
+        total = float(rows["n_samples"].sum())
+        library = float(rows.loc[rows["cpu_kind"] == "library", "n_samples"].sum())
+        own = rows[rows["cpu_kind"] == "own"]
+        by_owner = own.groupby("owner")["n_samples"].sum().sort_values(ascending=False)
+        n_requests = float(per_endpoint.get(endpoint, 0.0)) or 1.0
+        for owner, count in by_owner.items():
+            share = float(count) / total
+            if share < t.cpu_min_share or count < t.cpu_min_samples:
+                continue
+            cpu_ms = float(count) / rate_hz * 1000.0
+            per_request = cpu_ms / n_requests
+            leaves = own[own["owner"] == owner].groupby("leaf")["n_samples"].sum()
+            evidence = {
+                "endpoint": endpoint,
+                "function": owner,
+                "samples": int(count),
+                "endpoint_cpu_samples": int(total),
+                "endpoint_library_samples": int(library),
+                "database_samples_left_out": int(in_database.get(endpoint, 0)),
+                "share_of_endpoint_cpu": round(share, 3),
+                "cpu_ms_total": round(cpu_ms, 1),
+                "cpu_ms_per_request": round(per_request, 3),
+                "requests": int(per_endpoint.get(endpoint, 0)),
+                "rate_hz": rate_hz,
+                "top_leaf_frames": {
+                    str(k): int(v) for k, v in leaves.sort_values(ascending=False).head(3).items()
+                },
+                "saving_basis": "upper bound: all of this function's CPU time per request",
+            }
+            findings.append(
+                Finding(
+                    kind="cpu_hotspot",
+                    severity="high" if share >= 0.5 else "medium",
+                    endpoint=endpoint,
+                    title=(
+                        f"CPU hot spot: {short_owner(owner)} holds {share:.0%} of the "
+                        "endpoint's CPU"
+                    ),
+                    evidence=[evidence],
+                    estimated_saving_ms=per_request,
+                    fix=(
+                        f"Make {short_owner(owner)} cheaper: replace per-item loops with "
+                        "arithmetic or SQL (a closed form, an aggregate), or compute it once and "
+                        "cache it."
+                    ),
+                    affected_requests=int(per_endpoint.get(endpoint, 0)),
+                )
+            )
+    return findings

@@ -1,0 +1,112 @@
+"""Findings in words: the one place that says what a finding, a list of findings and a
+detector that did not run read like.
+
+The command line (``deskprof findings``), the Markdown report and the HTML report used to
+phrase the same finding three ways; now each takes the pieces made here and only adds its
+markup (the HTML template escapes them). A finding may be a
+:class:`~deskprof.analysis.finding.Finding` or its ``to_dict()`` shape (a report holds the
+redacted dicts). Standard library only, so the command line can import it cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ALL_ENDPOINTS = "(all endpoints)"
+NO_FINDINGS = "No findings: none of the detectors that ran fired on this capture."
+SUMMARY_VALUE_CHARS = 90
+# evidence keys a one-line summary leaves out: shown elsewhere, or too long for a line
+_NOT_SUMMARISED = frozenset({"endpoint", "plan", "candidates_tried", "fingerprint_id"})
+
+
+@dataclass(frozen=True)
+class FindingText:
+    """The words of one ranked finding; a renderer arranges and marks them up."""
+
+    rank: int
+    severity: str  # "high", "medium", "low": for a style or an attribute
+    kind: str
+    endpoint: str  # "" for the whole service (``where`` says so in words)
+    where: str
+    saving: str
+    title: str
+    evidence: str  # one-line summary of the first evidence row
+    fix: str
+
+    @property
+    def severity_label(self) -> str:
+        return self.severity.upper()
+
+
+def heading(count: int) -> str:
+    """The title over a ranked list of ``count`` findings."""
+    return f"Findings ({count}), most total time saved first"
+
+
+def evidence_summary(evidence: list[dict[str, Any]]) -> str:
+    """``key=value; ...`` of the first evidence row (the summary one), long values cut."""
+    first = evidence[0] if evidence else {}
+    keep = []
+    for key, value in first.items():
+        if key in _NOT_SUMMARISED or value in (None, "", [], {}):
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if len(text) > SUMMARY_VALUE_CHARS:
+            text = text[: SUMMARY_VALUE_CHARS - 3] + "..."
+        keep.append(f"{key}={text}")
+    return "; ".join(keep)
+
+
+def saving_text(estimated_saving_ms: float, affected_requests: int = 0) -> str:
+    """``≈ 12.5 ms saved per request x 40 requests`` (the count when known)."""
+    text = f"≈ {float(estimated_saving_ms):.1f} ms saved per request"
+    return text + (f" x {int(affected_requests)} requests" if affected_requests else "")
+
+
+def finding_text(finding: Any, rank: int) -> FindingText:
+    """The words of ``finding`` (a Finding or its dict) at position ``rank`` (from 1)."""
+    data: Mapping[str, Any] = finding if isinstance(finding, Mapping) else finding.to_dict()
+    endpoint = str(data.get("endpoint") or "")
+    return FindingText(
+        rank=rank,
+        severity=str(data.get("severity", "")),
+        kind=str(data.get("kind", "")),
+        endpoint=endpoint,
+        where=endpoint or ALL_ENDPOINTS,
+        saving=saving_text(
+            data.get("estimated_saving_ms") or 0.0, data.get("affected_requests") or 0
+        ),
+        title=str(data.get("title", "")),
+        evidence=evidence_summary(list(data.get("evidence") or [])),
+        fix=str(data.get("fix", "")),
+    )
+
+
+def findings_text(findings: list[Any]) -> list[FindingText]:
+    """:func:`finding_text` of each finding, ranked from 1 in the order given."""
+    return [finding_text(f, rank) for rank, f in enumerate(findings, start=1)]
+
+
+def skip_line(skip: Mapping[str, str]) -> str:
+    """A detector that did not run, or one statement a detector could not check."""
+    if skip.get("statement"):
+        return f"not checked: {skip['detector']}: {skip['statement']}: {skip['reason']}"
+    return f"not run: {skip['detector']}: {skip['reason']}"
+
+
+def plain_text(findings: list[Any], skipped: list[Mapping[str, str]]) -> str:
+    """The findings as a readable ranked list, then what was not run or not checked (the
+    command line's text output)."""
+    lines = [heading(len(findings)) + ":", ""] if findings else [NO_FINDINGS]
+    for t in findings_text(findings):
+        lines += [
+            f"{t.rank}. [{t.severity_label}] {t.kind} · {t.where} · {t.saving}",
+            f"   {t.title}",
+            f"   evidence: {t.evidence}",
+            f"   fix: {t.fix}",
+            "",
+        ]
+    lines += [skip_line(skip) for skip in skipped]
+    return "\n".join(lines).rstrip() + "\n"
