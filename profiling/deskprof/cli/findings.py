@@ -40,53 +40,19 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _summary(evidence: list[dict[str, Any]]) -> str:
-    first = evidence[0] if evidence else {}
-    keep = []
-    for key, value in first.items():
-        if key in ("endpoint", "plan", "candidates_tried", "fingerprint_id") or value in (
-            None,
-            "",
-            [],
-            {},
-        ):
-            continue
-        text = value if isinstance(value, str) else str(value)
-        keep.append(f"{key}={text if len(text) <= 90 else text[:87] + '...'}")
-    return "; ".join(keep)
-
-
 def render_text(findings: list[Any], skipped: list[dict[str, str]]) -> str:
-    """The findings as a readable ranked list."""
-    if not findings:
-        lines = ["No findings: none of the detectors that ran fired on this capture."]
-    else:
-        lines = [f"{len(findings)} finding(s), most total time saved first:", ""]
-    for rank, f in enumerate(findings, start=1):
-        lines += [
-            f"{rank}. [{f.severity.upper()}] {f.kind} · {f.endpoint or '(all endpoints)'} · "
-            f"~{f.estimated_saving_ms:.1f} ms/request x {f.affected_requests} requests",
-            f"   {f.title}",
-            f"   evidence: {_summary(f.evidence)}",
-            f"   fix: {f.fix}",
-            "",
-        ]
-    from deskprof.analysis.findings import skip_line  # pandas: only when findings are shown
+    """The findings as a readable ranked list (the words are finding_text's, shared with
+    the reports)."""
+    from deskprof.analysis.finding_text import plain_text  # pandas: only when shown
 
-    for skip in skipped:
-        lines.append(skip_line(skip))
-    return "\n".join(lines).rstrip() + "\n"
+    return plain_text(findings, skipped)
 
 
 def run(args: argparse.Namespace) -> int:
     from deskprof.analysis import open_capture
     from deskprof.analysis.explain import MAX_TIMEOUT_S
-    from deskprof.analysis.findings import (
-        Thresholds,
-        at_least,
-        detect_all,
-        findings_to_json,
-    )
+    from deskprof.analysis.finding import Thresholds, at_least, findings_to_json
+    from deskprof.analysis.findings import detect_all
 
     if not 0 < args.explain_timeout <= MAX_TIMEOUT_S:
         raise DeskprofError(

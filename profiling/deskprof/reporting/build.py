@@ -20,7 +20,8 @@ import pandas as pd
 from deskprof.analysis.compare import query_diff
 from deskprof.analysis.digest import overall_stats, query_profile
 from deskprof.analysis.endpoints import endpoint_summary
-from deskprof.analysis.findings import detect_all, skip_line
+from deskprof.analysis.finding_text import skip_line
+from deskprof.analysis.findings import detect_all
 from deskprof.bundle.experiment import RESULT_FILE
 from deskprof.bundle.reader import Capture, open_capture
 from deskprof.bundle.schema import MANIFEST

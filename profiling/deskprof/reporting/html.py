@@ -15,6 +15,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from deskprof import __version__
+from deskprof.analysis.finding_text import NO_FINDINGS, findings_text, heading
 from deskprof.reporting.document import ReportDocument
 
 MAX_EVIDENCE_ROWS = 20
@@ -60,10 +61,15 @@ def evidence_table(rows: list[dict[str, Any]]) -> Markup:
 
 
 def render_html(document: ReportDocument) -> str:
+    """The report as one HTML page; findings are worded by ``finding_text`` (escaped by
+    the template) and their evidence shown as a table."""
     template = _ENV.get_template("report.html.j2")
     return template.render(
         doc=document,
         version=__version__,
         frame_html=frame_html,
         evidence_table=evidence_table,
+        findings_text=findings_text,
+        findings_heading=heading,
+        no_findings=NO_FINDINGS,
     )

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from deskprof import __version__
+from deskprof.analysis.finding_text import NO_FINDINGS, FindingText, findings_text, heading
 from deskprof.reporting.document import ReportDocument
 
 
@@ -46,6 +47,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "item"
 
 
+def _finding_item(t: FindingText) -> str:
+    """One ranked finding as a list item (lines joined by Markdown hard breaks)."""
+    lines = [f"{t.rank}. **{t.severity_label}** `{t.kind}` · **{t.where}** · {t.saving}"]
+    lines += [f"   {t.title}"]
+    lines += [f"   Evidence: {t.evidence}"] if t.evidence else []
+    lines += [f"   Fix: {t.fix}"] if t.fix else []
+    return "  \n".join(lines)
+
+
 def render_markdown(document: ReportDocument, path: Path) -> str:
     """The Markdown text; plots and flame graphs are written into ``<stem>_files/``."""
     assets = path.parent / f"{path.stem}_files"
@@ -65,16 +75,10 @@ def render_markdown(document: ReportDocument, path: Path) -> str:
         if section.notices:
             out.append("")
         if section.findings or section.section_id.startswith("capture"):
-            out += [f"### Findings ({len(section.findings)}), ranked by estimated time saved", ""]
-            for rank, finding in enumerate(section.findings, start=1):
-                out.append(
-                    f"{rank}. **{finding['severity'].upper()}** `{finding['kind']}` · "
-                    f"**{finding['endpoint'] or '(all endpoints)'}** · "
-                    f"≈ {finding['estimated_saving_ms']:.1f} ms saved per request  \n"
-                    f"   {finding['title']}  \n   Fix: {finding['fix']}"
-                )
+            out += [f"### {heading(len(section.findings))}", ""]
+            out += [_finding_item(t) for t in findings_text(section.findings)]
             if not section.findings:
-                out.append("No findings: none of the detectors fired on this capture.")
+                out.append(NO_FINDINGS)
             out.append("")
         for table in section.tables:
             out += [f"### {table.title}", ""]
