@@ -223,6 +223,31 @@ def test_cache_hit_ratio_counts_the_generation_key_miss_of_every_read():
     assert nothing["ratio"] == 0 and nothing["entry_misses"] == 0
 
 
+def test_logged_in_sends_the_token_with_every_request():
+    import httpx
+
+    seen = []
+
+    def answer(request):
+        if request.url.path == "/auth/login":
+            body = json.loads(request.content)
+            ok = body == {"email": "admin1@opendesk.test", "password": "opendesk"}
+            return httpx.Response(200 if ok else 401, json={"token": "t0k"})
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json={"open": 3})
+
+    transport = httpx.MockTransport(answer)
+    with lab.logged_in("http://svc", "admin1@opendesk.test", transport=transport) as http:
+        assert http.get("/reports/ticket-stats").json() == {"open": 3}
+        http.post("/tickets", json={})
+    assert seen == ["Bearer t0k", "Bearer t0k"] and http.is_closed
+    with (
+        pytest.raises(DeskprofError, match="login of x@y refused: HTTP 401"),
+        lab.logged_in("http://svc", "x@y", transport=transport),
+    ):
+        pass
+
+
 def test_migration_commands_apply_and_revert_on_the_given_database():
     apply, revert = lab.migration_commands("sqlite:////tmp/a b.sqlite3", "indexes")
     assert shlex.split(apply) == [

@@ -143,18 +143,22 @@ def login_headers(http: httpx.Client, email: str, password: str = SEEDED_PASSWOR
     return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
-def logged_in(url: str, email: str, *, timeout_s: float = 60) -> httpx.Client:
-    """An HTTP client for ``url`` logged in as the seeded user ``email`` (password
-    ``opendesk``): every request carries the bearer token. Use it as ``with ... as http``."""
+@contextmanager
+def logged_in(
+    url: str,
+    email: str,
+    *,
+    timeout_s: float = 60,
+    transport: httpx.BaseTransport | None = None,
+) -> Iterator[httpx.Client]:
+    """``with lab.logged_in(url, email) as http:`` an HTTP client for ``url`` logged in
+    as the seeded user ``email`` (password ``opendesk``): every request carries the
+    bearer token; closed after the block. ``transport`` replaces the network (tests)."""
     import httpx
 
-    http = httpx.Client(base_url=url, timeout=timeout_s)
-    try:
+    with httpx.Client(base_url=url, timeout=timeout_s, transport=transport) as http:
         http.headers.update(login_headers(http, email))
-    except BaseException:
-        http.close()
-        raise
-    return http
+        yield http
 
 
 def redis_stats(url: str) -> dict[str, int]:
