@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deskprof import lab, paths
-from deskprof.analysis import open_capture
+from deskprof.analysis.finding_text import findings_text
 from deskprof.analysis.findings import detect_all
 from deskprof.capturing.session import capture
 from deskprof.experiment import Design, Experiment, ExperimentResult
@@ -99,10 +99,10 @@ def run_demo(options: DemoOptions | None = None) -> DemoResult:
             progress=lambda line, role=role: say(f"      {role}: {line}"),
         )
         captures[role] = Path(result.path)
-        found = detect_all(open_capture(result.path), explain_url=database)
+        found = detect_all(result, explain_url=database)
         say(f"      {role}: {result.status}, {len(found)} findings")
-        for finding in list(found)[:8]:
-            say(f"        {finding.severity:<6} {finding.kind:<17} {finding.endpoint}")
+        for line in findings_text(list(found)[:8]):
+            say(f"        {line.severity_label:<6} {line.kind:<17} {line.where}")
 
     step(4, "experiment: every fix vs the first version, on the ticket list")
     launch = lab.reference_launch(database_url=seeded, workers=o.workers)
