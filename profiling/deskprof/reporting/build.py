@@ -66,11 +66,7 @@ def _revision(target: dict[str, Any]) -> str:
 def capture_facts(capture: Capture) -> list[tuple[str, str]]:
     """The capture's summary lines: what was watched, how, for how long, how complete."""
     m = capture.manifest
-    target = m.get("target") or {}
-    workload = m.get("workload") or {}
-    options = m.get("options") or {}
-    tools = m.get("tools") or {}
-    counts = m.get("counts") or {}
+    target, workload, options, tools = m.target, m.workload or {}, m.options, m.tools
     load = workload.get("scenario", "none")
     if workload:
         load += (
@@ -79,7 +75,7 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
             else f", closed loop, {workload.get('users')} users"
         )
     facts = [
-        ("status", m.get("status", "?")),
+        ("status", m.status),
         ("target", f"{target.get('url', options.get('url', '?'))}"),
         ("OPENDESK_FIXES", target.get("opendesk_fixes") or "none"),
         ("command", target.get("command") or f"attached to PIDs {target.get('pids')}"),
@@ -88,13 +84,13 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
             "deskprof",
             f"{tools.get('deskprof', '?')} ({str(tools.get('deskprof_revision') or '?')[:12]})",
         ),
-        ("window", f"{_utc(m.get('start_ns'))}, {m.get('duration_s', 0):.1f} s"),
+        ("window", f"{_utc(m.start_ns)}, {m.duration_s or 0:.1f} s"),
         ("workload", load),
         ("sources", ", ".join(options.get("sources", []))),
         ("CPU sampling", f"py-spy at {options.get('cpu_rate_hz', '?')} Hz"),
         ("memory mode", f"memray {options.get('memory_mode', '?')}"),
-        ("rows", ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))),
-        ("overhead estimate", _overhead_text(m.get("overhead") or {})),
+        ("rows", ", ".join(f"{k} {v:,}" for k, v in sorted(m.counts.items()))),
+        ("overhead estimate", _overhead_text(m.overhead)),
         ("tools", ", ".join(f"{k} {v}" for k, v in sorted(tools.items()) if v)),
     ]
     return [(key, scrub_text(str(value))) for key, value in facts]
@@ -162,7 +158,7 @@ def _capture_figures(capture: Capture, findings: list[dict[str, Any]]) -> list[F
                     capture.queries,
                     capture.metrics,
                     capture.memory,
-                    start_ns=capture.manifest.get("start_ns"),
+                    start_ns=capture.manifest.start_ns,
                 ),
                 "Timeline",
                 "requests, queries, CPU and RSS on one clock (seconds since capture start)",
@@ -193,7 +189,7 @@ def capture_section(
     """Everything a reader needs about one capture."""
     from deskprof.views import flamegraph_html
 
-    label = (capture.manifest.get("options", {}).get("label") or "").strip("-") or capture.path.name
+    label = capture.manifest.label.strip("-") or capture.path.name
     section = Section(f"capture-{number}", f"Capture: {scrub_text(label)}")
     section.facts = capture_facts(capture)
     section.notices = [scrub_text(f"partial: {r}") for r in capture.partial_reasons]
