@@ -1,4 +1,5 @@
-"""The test apps' database: owners and items on SQLite, with an N+1 on ``item.owner``."""
+"""The test apps' database: owners and items (SQLite or PostgreSQL), with an N+1 on
+``item.owner``."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def database_url() -> str:
 
 
 def make_engine(url: str | None = None) -> Engine:
-    engine = create_engine(url or database_url(), connect_args={"check_same_thread": False})
+    url = url or database_url()
+    if not url.startswith("sqlite"):
+        return create_engine(url)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _wal(dbapi_conn, _record) -> None:

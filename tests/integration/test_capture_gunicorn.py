@@ -116,6 +116,10 @@ def test_forking_server_by_master_pid(tmp_path, kind):
     # a locustfile that sends no request id: deskprof's runner adds one to every request
     joined = manifest["integrity"]["requests"]
     assert joined["matched"] >= 0.99 * joined["workload_answered"] > 0, joined
+    # the compatibility matrix's cells on the server axis: counted once, SQL in requests
+    assert capture.requests["request_id"].is_unique, "one record per request"
+    owners = capture.queries[capture.queries["statement"].str.contains("owners")]
+    assert (owners["request_id"] != "").mean() >= 0.99, "the app's SQL inside its requests"
     findings = subprocess.run(
         [*DESKPROF, "findings", str(bundle), "--format", "json"],
         capture_output=True, text=True, timeout=240,

@@ -1,11 +1,15 @@
 """A locustfile for the test apps (tests/apps) that knows nothing of deskprof, as a
-user's own would: no request ids, no names for the single-item URLs."""
+user's own would: no request ids, no names for the single-item URLs. ``ITEMS_PREFIX``
+is where the app serves them (``/api`` for a mounted sub-application)."""
 
 from __future__ import annotations
 
+import os
 import random
 
 from locust import HttpUser, constant, task
+
+PREFIX = os.environ.get("ITEMS_PREFIX", "")
 
 
 class ItemsUser(HttpUser):
@@ -13,8 +17,8 @@ class ItemsUser(HttpUser):
 
     @task(3)
     def items(self) -> None:
-        self.client.get("/items")
+        self.client.get(f"{PREFIX}/items")
 
     @task(1)
     def item(self) -> None:
-        self.client.get(f"/items/{random.randint(1, 6)}", name="/items/{id}")
+        self.client.get(f"{PREFIX}/items/{random.randint(1, 6)}", name=f"{PREFIX}/items/{{id}}")
