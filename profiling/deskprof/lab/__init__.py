@@ -331,7 +331,8 @@ def self_time(
     The flame graph's widest leaves, as a table a notebook can assert on."""
     import pandas as pd
 
-    from deskprof.analysis.detectors_profile import is_application, split_frame
+    from deskprof.analysis.stackframes import is_application
+    from deskprof.bundle.frames import parse_frame as split_frame
     from deskprof.views.flametree import filter_samples
 
     kept = filter_samples(capture.samples, endpoint=endpoint, state=state)
@@ -361,7 +362,7 @@ def memory_by(capture: Any, by: str = "endpoint", *, kind: str = "high_water_mar
     change), most first: ``bytes``, ``mib``, ``share`` (of all bytes of that kind)."""
     import pandas as pd
 
-    from deskprof.analysis.detectors_profile import owner_frame
+    from deskprof.analysis.stackframes import owner_frame
 
     if by not in ("endpoint", "function"):
         raise DeskprofError(f"memory_by groups by 'endpoint' or 'function', not {by!r}")
