@@ -33,6 +33,7 @@ def queries(rows: list[dict]) -> pd.DataFrame:
         "executemany": False,
         "call_site": "/srv/app/views.py:10",
         "call_function": "view",
+        "context": "",
         "connection_id": 7,
         "error": "",
         "endpoint": LIST,

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deskprof.analysis.background import background_group
 from deskprof.bundle.frames import parse_frame
 
 
@@ -225,16 +226,24 @@ def attribute_allocations(
 
 
 def attribute_queries(queries: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
-    """``queries`` + ``endpoint`` of the request named by ``request_id`` (``""`` when the
-    query ran outside any request or its request is not in the table)."""
+    """``queries`` + ``endpoint`` of the request named by ``request_id``.
+
+    A statement no request ran belongs to an endpoint-like group of what ran it:
+    ``BACKGROUND task poll_loop`` (an asyncio task), ``BACKGROUND thread scheduler`` (a
+    thread; ``thread MainThread`` is start-up), from the probe's ``context``. It is ``""``
+    when the bundle does not say (written before the probe recorded it) or the query's
+    request is not in the table."""
     out = queries.copy()
     if not len(out):
         out["endpoint"] = pd.Series([], dtype=str)
         return out
     by_request = requests.drop_duplicates("request_id")
-    out["endpoint"] = lookup_str(
-        out["request_id"], by_request["request_id"], by_request["endpoint"]
-    )
+    endpoint = lookup_str(out["request_id"], by_request["request_id"], by_request["endpoint"])
+    if "context" in out:
+        outside = (out["request_id"] == "") & (out["context"] != "")
+        if outside.any():
+            endpoint = endpoint.where(~outside, background_group("") + out["context"])
+    out["endpoint"] = endpoint
     return out
 
 

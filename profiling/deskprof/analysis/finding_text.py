@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from deskprof.analysis.background import is_background
+
 ALL_ENDPOINTS = "(all endpoints)"
 NO_FINDINGS = "No findings: none of the detectors that ran fired on this capture."
 SUMMARY_VALUE_CHARS = 90
@@ -59,10 +61,13 @@ def evidence_summary(evidence: list[dict[str, Any]]) -> str:
     return "; ".join(keep)
 
 
-def saving_text(estimated_saving_ms: float, affected_requests: int = 0) -> str:
-    """``≈ 12.5 ms saved per request x 40 requests`` (the count when known)."""
-    text = f"≈ {float(estimated_saving_ms):.1f} ms saved per request"
-    return text + (f" x {int(affected_requests)} requests" if affected_requests else "")
+def saving_text(
+    estimated_saving_ms: float, affected_requests: int = 0, unit: str = "request"
+) -> str:
+    """``≈ 12.5 ms saved per request x 40 requests`` (the count when known); work outside
+    requests counts its statements (``unit="run"``)."""
+    text = f"≈ {float(estimated_saving_ms):.1f} ms saved per {unit}"
+    return text + (f" x {int(affected_requests)} {unit}s" if affected_requests else "")
 
 
 def finding_text(finding: Any, rank: int) -> FindingText:
@@ -76,7 +81,9 @@ def finding_text(finding: Any, rank: int) -> FindingText:
         endpoint=endpoint,
         where=endpoint or ALL_ENDPOINTS,
         saving=saving_text(
-            data.get("estimated_saving_ms") or 0.0, data.get("affected_requests") or 0
+            data.get("estimated_saving_ms") or 0.0,
+            data.get("affected_requests") or 0,
+            "run" if is_background(endpoint) else "request",
         ),
         title=str(data.get("title", "")),
         evidence=evidence_summary(list(data.get("evidence") or [])),

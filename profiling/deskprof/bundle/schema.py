@@ -69,6 +69,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("executemany", "bool", "executemany call"),
         ("call_site", "string", "file:line of the first frame outside SQLAlchemy/deskprof"),
         ("call_function", "string", "function name of that frame"),
+        (
+            "context",
+            "string",
+            "outside requests, what ran the statement: 'task <coroutine>' (asyncio) or "
+            "'thread <name>'; empty inside a request",
+        ),
         ("connection_id", "int64", "id() of the DBAPI connection"),
         ("error", "string", "exception type when the statement failed, else empty"),
     ),

@@ -9,6 +9,8 @@ per thread, where a ``ContextVar`` behaves like a thread-local.
 from __future__ import annotations
 
 import re
+import sys
+import threading
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -97,3 +99,22 @@ def request_id_from(value: str | bytes | None) -> str:
     """The incoming ``X-Request-ID`` when well formed (so the load generator's records
     join the probe's), else a fresh uuid4 hex."""
     return valid_request_id(value) or uuid.uuid4().hex
+
+
+def outside_request() -> str:
+    """What runs a statement no request started: ``task <coroutine>`` for an asyncio task
+    (a background loop, a scheduler job, a lifespan hook) or ``thread <name>`` (a worker
+    thread, or ``thread MainThread`` at start-up). Work outside requests is grouped by it
+    in findings and reports, so a background loop reads as one place, not as noise."""
+    asyncio = sys.modules.get("asyncio")  # no asyncio imported: no task can be running
+    task = None
+    if asyncio is not None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running event loop in this thread
+            task = None
+    if task is not None:
+        coroutine = task.get_coro()
+        name = getattr(coroutine, "__qualname__", None) or task.get_name()
+        return f"task {name}"
+    return f"thread {threading.current_thread().name}"

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from deskprof.probe.callsite import call_site
-from deskprof.probe.context import REQUEST
+from deskprof.probe.context import REQUEST, outside_request
 from deskprof.probe.params import describe_parameters
 from deskprof.probe.recorder import Recorder
 from deskprof.probe.sqlcomment import PERCENT_STYLES, add_comment
@@ -197,6 +197,7 @@ class SqlHooks:
                 "executemany": bool(executemany),
                 "call_site": site,
                 "call_function": function,
+                "context": "" if info is not None else outside_request(),
                 "connection_id": _dbapi_id(conn, cursor),
                 "error": error,
             }

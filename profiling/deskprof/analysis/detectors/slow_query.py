@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from deskprof.analysis.background import is_background
 from deskprof.analysis.finding import Finding, Thresholds, severity_for
 from deskprof.analysis.sqltext import NS_PER_MS, endpoint_stat, endpoint_stats, top_endpoint
 
@@ -39,7 +40,9 @@ def detect_slow_queries(
         rows = queries.iloc[positions[fp_id]]
         endpoint = top_endpoint(rows)
         at_endpoint = rows[rows["endpoint"] == endpoint] if endpoint else rows
-        affected = int(at_endpoint["request_id"].nunique()) if endpoint else len(rows)
+        # outside requests each statement is a run of its own (no request to share it)
+        per_request = bool(endpoint) and not is_background(endpoint)
+        affected = int(at_endpoint["request_id"].nunique()) if per_request else len(at_endpoint)
         per_request_ms = float(at_endpoint["duration_ns"].sum()) / max(affected, 1) / NS_PER_MS
         median_ms = endpoint_stat(stats, endpoint, "median_ms")
         endpoints = (
