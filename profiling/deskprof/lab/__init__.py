@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from deskprof import paths
 from deskprof.errors import DeskprofError, first_line
+from deskprof.lazy import lazy_getattr
 from deskprof.redact import redact_url
 
 if TYPE_CHECKING:
@@ -428,15 +429,7 @@ REEXPORTS: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in REEXPORTS:
-        from importlib import import_module
-
-        module, attribute = REEXPORTS[name]
-        value = getattr(import_module(module), attribute)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, REEXPORTS, globals())
 
 
 from deskprof.lab import evidence as _evidence  # noqa: E402
