@@ -182,3 +182,43 @@ def test_allocations_alive_at_detach_on_a_flat_heap_are_not_growth():
     flat = snapshots(np.full(30, 10 << 20, dtype=np.int64))
     leaked = allocations([("leaked", 1, 30 << 20, "GET /tickets/export.csv")])
     assert detect_memory_growth(flat, leaked, stacks({1: EXPORT})) == []
+
+
+def _requests_lasting(seconds: float) -> pd.DataFrame:
+    return pd.DataFrame({"pid": [1], "duration_ns": [int(seconds * 1e9)]})
+
+
+def test_exports_in_flight_that_climb_are_not_growth_but_a_rising_floor_is():
+    empty = allocations([]).reindex(columns=["pid", "kind", "stack_id", "size_bytes", "endpoint"])
+    # 40 s at 1 s: exports of 5 s overlap more and more towards the end, each freed after
+    # it finishes; the heap climbs (a linear fit sees 50 MiB, r² > 0.6) but its floor over
+    # any 5 s stays at 10 MiB
+    heap = np.full(40, 10 << 20, dtype=np.int64)
+    for start in range(10, 40, 3):
+        heap[start : start + 5] += (start - 5) << 20
+    heap[-6:] = np.linspace(40 << 20, 70 << 20, 6).astype(np.int64)
+    heap[-7] = 10 << 20  # a moment with no export in flight, before the last ones
+    climbing = snapshots(heap)
+    assert detect_memory_growth(climbing, empty, stacks({1: EXPORT})) != [], "a plain fit fires"
+    assert detect_memory_growth(climbing, empty, stacks({1: EXPORT}), _requests_lasting(5)) == []
+    # kept memory: the floor rises with it
+    leak = snapshots(np.linspace(10 << 20, 60 << 20, 40).astype(np.int64))
+    found = detect_memory_growth(leak, empty, stacks({1: EXPORT}), _requests_lasting(5))
+    assert [f.kind for f in found] == ["memory_growth"]
+    assert found[0].evidence[1]["floor_window_s"] == 5.0
+
+
+def test_a_capture_shorter_than_two_requests_cannot_tell_growth():
+    empty = allocations([]).reindex(columns=["pid", "kind", "stack_id", "size_bytes", "endpoint"])
+    leak = snapshots(np.linspace(10 << 20, 60 << 20, 12).astype(np.int64))
+    assert detect_memory_growth(leak, empty, stacks({1: EXPORT}), _requests_lasting(8)) == []
+
+
+def test_a_step_up_that_stays_flat_is_warm_up_not_growth():
+    # memray's heap starts at 0: the first export's arenas stay mapped, then nothing more
+    empty = allocations([]).reindex(columns=["pid", "kind", "stack_id", "size_bytes", "endpoint"])
+    heap = np.concatenate(
+        [np.full(10, 5 << 20), np.linspace(5 << 20, 45 << 20, 4), np.full(16, 42 << 20)]
+    )
+    step = snapshots(heap.astype(np.int64))
+    assert detect_memory_growth(step, empty, stacks({1: EXPORT}), _requests_lasting(2)) == []

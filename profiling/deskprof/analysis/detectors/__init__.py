@@ -61,7 +61,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "memory_growth",
         "memory_growth:detect_memory_growth",
-        ("memory", "allocations", "stacks"),
+        ("memory", "allocations", "stacks", "requests"),
         ("memory",),
     ),
 )

@@ -12,6 +12,20 @@ import pandas as pd
 from deskprof.analysis.finding import Finding, Thresholds
 from deskprof.analysis.stackframes import MB, short_owner, stack_table
 
+MIN_WINDOW_NS = 1_000_000_000  # the floor window when no request is longer
+# memray's heap counts from when tracking began: warm-up and a first large request are a
+# step up that then stays flat; kept memory goes on rising, so the floor's second half must
+# carry at least this share of the growth
+LATE_SHARE = 0.25
+
+
+def _second_half_growth(floor: pd.DataFrame, column: str) -> float:
+    """How much the floor rose over the second half of its time span."""
+    ts = floor["ts_ns"].to_numpy(dtype=np.int64)
+    values = floor[column].to_numpy(dtype=float)
+    middle = np.searchsorted(ts, ts[0] + (ts[-1] - ts[0]) // 2)
+    return float(values[-1] - values[min(middle, len(values) - 1)])
+
 
 def _slope(frame: pd.DataFrame, column: str) -> tuple[float, float, float]:
     """(bytes per second, r squared, seconds covered) of ``column`` over ``ts_ns``."""
@@ -25,19 +39,51 @@ def _slope(frame: pd.DataFrame, column: str) -> tuple[float, float, float]:
     return float(slope), r2, float(np.ptp(x))
 
 
+def floor_series(rows: pd.DataFrame, column: str, window_ns: int) -> pd.DataFrame:
+    """The series' lower envelope: at each sample, the least value over the next
+    ``window_ns`` (samples whose window runs past the end are left out).
+
+    Memory a request holds is gone within its duration, so a window as long as the
+    longest request sees the floor between them; memory that is kept raises the floor."""
+    ts = rows["ts_ns"].to_numpy(dtype=np.int64)
+    values = rows[column].to_numpy(dtype=float)
+    if not len(ts):
+        return rows.iloc[:0][["ts_ns"]].assign(**{column: []})
+    ends = np.searchsorted(ts, ts + window_ns, side="right")
+    complete = ts + window_ns <= ts[-1]
+    floors = [values[i:end].min() for i, end in enumerate(ends) if complete[i]]
+    return pd.DataFrame({"ts_ns": ts[complete], column: floors})
+
+
+def _longest_request_ns(requests: pd.DataFrame | None, pid: int) -> int:
+    """The longest request of ``pid`` (of any process when it served none), at least
+    ``MIN_WINDOW_NS``."""
+    if requests is None or requests.empty or "duration_ns" not in requests:
+        return MIN_WINDOW_NS
+    own = requests[requests["pid"] == pid] if "pid" in requests else requests
+    durations = (own if len(own) else requests)["duration_ns"]
+    return max(MIN_WINDOW_NS, int(durations.max()))
+
+
 def detect_memory_growth(
     memory: pd.DataFrame,
     allocations: pd.DataFrame,
     stacks: pd.DataFrame,
+    requests: pd.DataFrame | None = None,
     *,
     thresholds: Thresholds | None = None,
 ) -> list[Finding]:
-    """Memory that grows and is never freed: per process, a steady heap (else RSS) slope
-    adding ``memory_growth_min_bytes`` over the capture with r² ≥ ``memory_growth_min_r2``.
+    """Memory that grows and is never freed: per process, a steady slope of the heap's
+    (else RSS's) floor adding ``memory_growth_min_bytes`` over the capture with
+    r² ≥ ``memory_growth_min_r2``. The floor is the least value over a window as long as
+    the process's longest request (:func:`floor_series`): CSV exports in flight raise the
+    heap for seconds and overlapping ones make it climb, but they free it, and only a floor
+    that rises says memory is kept. It must still be rising in the second half (at least
+    ``LATE_SHARE`` of the growth): memray's heap starts at zero when tracking starts, so
+    warm-up, or one export whose arenas stay mapped, is a step, not a leak. A capture
+    shorter than two windows cannot tell.
     The endpoint is the one whose stacks leaked most (memray's records still alive at the
-    end), else ``""``. Leaked records alone are not growth: when memray detaches, every
-    request still in flight (a CSV export half-written) holds memory it would have freed a
-    moment later, so only a rising heap says the memory is really kept."""
+    end), else ``""``; leaked records alone are not growth (in-flight requests hold them)."""
     t = thresholds or Thresholds()
     leaked = allocations[allocations["kind"] == "leaked"] if not allocations.empty else allocations
     leaked_by_endpoint = pd.Series(dtype=float)
@@ -52,9 +98,18 @@ def detect_memory_growth(
     growing = []
     for pid, rows in memory.groupby("pid"):
         column = "heap_bytes" if rows["heap_bytes"].fillna(0).gt(0).any() else "rss_bytes"
-        slope, r2, seconds = _slope(rows.sort_values("ts_ns"), column)
+        window_ns = _longest_request_ns(requests, int(pid))
+        floor = floor_series(rows.sort_values("ts_ns"), column, window_ns)
+        if floor.empty or np.ptp(floor["ts_ns"].to_numpy()) < window_ns:
+            continue  # shorter than two windows: in-flight memory and kept memory look alike
+        slope, r2, seconds = _slope(floor, column)
         growth = slope * seconds
-        if growth >= t.memory_growth_min_bytes and r2 >= t.memory_growth_min_r2:
+        late = _second_half_growth(floor, column)
+        if (
+            growth >= t.memory_growth_min_bytes
+            and r2 >= t.memory_growth_min_r2
+            and late >= LATE_SHARE * growth
+        ):
             growing.append(
                 {
                     "pid": int(pid),
@@ -63,6 +118,8 @@ def detect_memory_growth(
                     "bytes_per_minute": round(slope * 60.0, 1),
                     "r2": round(r2, 3),
                     "seconds": round(seconds, 1),
+                    "floor_window_s": round(window_ns / 1e9, 2),
+                    "second_half_growth_bytes": int(late),
                 }
             )
     if not growing:
