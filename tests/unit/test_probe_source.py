@@ -23,7 +23,7 @@ def _options(**overrides):
 
 
 def test_frames_have_exactly_the_schema_columns_and_dtypes():
-    expected = {"int64": "int64", "string": "string", "bool": "bool"}
+    expected = {"int64": "int64", "string": "string", "bool": "bool", "list<int32>": "object"}
     for table in ("requests", "queries", "connections"):
         for records in ([], [{"pid": 3, "request_id": "r"}]):  # a record missing fields too
             frame = records_frame(table, records)

@@ -4,9 +4,11 @@ DESIGN.md's rule: by stack first, by context second, by time last, and say which
 sample or an allocation belongs to the endpoint whose handler function is on its stack
 (``attributed_by="stack"``); a query to the request whose context was active when it ran
 (its ``request_id``); a sample with no handler on its stack falls back to the one request
-running on that pid and thread at that time (``attributed_by="time"``). Where more than
-one request could own a sample (an async worker interleaves requests on one thread), the
-request stays ``""``: an honest blank beats a guess.
+running on that pid and thread at that time (``attributed_by="time"``). On an event loop
+thread, where requests interleave, a sample inside a slice of a request's task (the probe
+notes when each task ran) belongs to that request (``attributed_by="task"``,
+:mod:`deskprof.analysis.task_slices`); where more than one request could own a sample and
+no slice says, the request stays ``""``: an honest blank beats a guess.
 
 Handlers are ``module:qualname`` (from the probe); stack frames are py-spy's
 ``"function (file:line)"``. A frame is a handler's when its function is the qualname (or
@@ -28,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deskprof.analysis.background import background_group
+from deskprof.analysis.task_slices import task_owners
 from deskprof.bundle.frames import parse_frame
 
 
@@ -207,11 +210,17 @@ def attribute_samples(
     endpoint = np.where(has_stack, by_stack, owner_ep)
     # a stack-attributed sample takes the request only when that request is the same endpoint
     request_id = np.where(has_stack & (owner_ep != by_stack), "", owner_id)
+    how = np.where(has_stack, "stack", np.where(has_time, "time", ""))
+    # on an event loop thread: the request whose task was running, exactly
+    task, _ = task_owners(out, np.asarray(by_stack, dtype=object), requests)
+    has_task = task >= 0
+    if has_task.any():
+        endpoint = np.where(has_task, req_eps[task], endpoint)
+        request_id = np.where(has_task, req_ids[task], request_id)
+        how = np.where(has_task, "task", how)
     out["endpoint"] = pd.Series(endpoint, index=out.index, dtype=str)
     out["request_id"] = pd.Series(request_id, index=out.index, dtype=str)
-    out["attributed_by"] = pd.Series(
-        np.where(has_stack, "stack", np.where(has_time, "time", "")), index=out.index, dtype=str
-    )
+    out["attributed_by"] = pd.Series(how, index=out.index, dtype=str)
     return out
 
 

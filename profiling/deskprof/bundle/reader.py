@@ -239,8 +239,9 @@ class Capture:
     @cached_property
     def samples(self) -> pd.DataFrame:
         """Schema columns + ``endpoint``, ``request_id`` and ``attributed_by``
-        (``"stack"``: handler frame on the stack; ``"time"``: the request active on that
-        pid/thread at that time; ``""``: neither)."""
+        (``"task"``: on an event loop, the request whose task was running;
+        ``"stack"``: handler frame on the stack; ``"time"``: the request active on that
+        pid/thread at that time; ``""``: none of these)."""
         from deskprof.analysis.attribution import attribute_samples
 
         return attribute_samples(self.table("samples"), self.stacks, self.requests)

@@ -55,6 +55,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("end_ns", "int64", "response finished (last body byte sent)"),
         ("duration_ns", "int64", "end_ns - start_ns"),
         ("error", "string", "exception type when the app raised, else empty"),
+        (
+            "task_slices_us",
+            "list<int32>",
+            "ASGI: when the request's task ran on thread_id, as start, end, start, end... "
+            "microseconds after start_ns (between its awaits); empty for WSGI",
+        ),
     ),
     "queries": _cols(
         ("query_id", "string", "unique per statement execution"),

@@ -55,10 +55,16 @@ def records_frame(table: str, records: list[dict[str, Any]]) -> pd.DataFrame:
     record lacks gets the column's empty value ("" / 0 / False)."""
     columns = TABLES[table]
     empty = {"int64": 0, "string": "", "bool": False, "float64": float("nan")}
-    data = {c.name: [record.get(c.name, empty[c.dtype]) for record in records] for c in columns}
+    data = {c.name: [record.get(c.name, empty.get(c.dtype)) for record in records] for c in columns}
     frame = pd.DataFrame(data, columns=[c.name for c in columns])
     for c in columns:
-        if c.dtype == "string":
+        if c.dtype.startswith("list<"):
+            frame[c.name] = pd.Series(
+                [list(v) if isinstance(v, list) else [] for v in frame[c.name]],
+                index=frame.index,
+                dtype=object,
+            )
+        elif c.dtype == "string":
             frame[c.name] = frame[c.name].fillna("").astype(str).astype("string")
         elif c.dtype == "int64":
             frame[c.name] = pd.to_numeric(frame[c.name], errors="coerce").fillna(0).astype("int64")

@@ -382,6 +382,8 @@ def reconcile(writer: BundleWriter) -> dict[str, Any]:
             "probe_only": int((~seen["request_id"].isin(sent["request_id"])).sum()),
             "probe_dropped": int(probe.get("dropped", 0)),
         }
+    if (writer.path / "samples.parquet").exists():
+        out["samples"] = sample_attribution(writer)
     queries_path = writer.path / "queries.parquet"
     statements_path = writer.path / "db_statements.parquet"
     if queries_path.exists() and statements_path.exists():
@@ -398,6 +400,21 @@ def reconcile(writer: BundleWriter) -> dict[str, Any]:
             "(and the capture's own statistics queries); failed statements are not counted "
             "by pg_stat_statements",
         }
+    return out
+
+
+def sample_attribution(writer: BundleWriter) -> dict[str, Any]:
+    """How the CPU samples were attributed, by weight: to the request whose task ran
+    (``task``), by the handler on the stack (``stack``), by the request on that thread at
+    that time (``time``), or not (``none``); the analysis says the same per sample."""
+    samples = Capture(writer.path, writer.manifest).samples
+    weights = samples.groupby("attributed_by")["n_samples"].sum()
+    out: dict[str, Any] = {key or "none": int(value) for key, value in weights.items()}
+    for key in ("task", "stack", "time", "none"):
+        out.setdefault(key, 0)
+    out["note"] = (
+        "attributed_by per sample: task > stack > time (see deskprof.analysis.attribution)"
+    )
     return out
 
 

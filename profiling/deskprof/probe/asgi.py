@@ -20,6 +20,7 @@ from typing import Any
 
 from deskprof.probe.context import REQUEST, RequestInfo, request_id_from
 from deskprof.probe.recorder import Recorder
+from deskprof.probe.slices import Sliced, relative_us
 
 SCOPE_KEY = "deskprof.probe"  # set on the scope by the outermost probe middleware
 # One HTTP request, one record: nested ASGI layers see SCOPE_KEY; a WSGI app mounted inside
@@ -107,7 +108,7 @@ class ProbeASGIMiddleware:
 
         token = REQUEST.set(info)
         try:
-            await self.app(scope, receive, send_and_watch)
+            await Sliced(self.app(scope, receive, send_and_watch), info.slices)
         except BaseException as exc:
             info.error = type(exc).__name__
             raise
@@ -188,6 +189,7 @@ class ProbeASGIMiddleware:
                 "end_ns": end_ns,
                 "duration_ns": end_ns - start_ns,
                 "error": info.error,
+                "task_slices_us": relative_us(info.slices, start_ns),
             }
         )
 

@@ -39,6 +39,7 @@ class RequestInfo:
         "request_id",
         "route_of",
         "route_template",
+        "slices",
         "source",
         "status",
     )
@@ -60,6 +61,7 @@ class RequestInfo:
         self.status = 0
         self.error = ""
         self.end_ns = 0
+        self.slices: list[int] = []  # when its task ran (ASGI), see deskprof.probe.slices
 
     def route(self) -> str:
         """The route template if routing has happened, else ``""``; never raises."""
