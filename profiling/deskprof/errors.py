@@ -53,8 +53,16 @@ class OptionError(DeskprofError):
     def __init__(self, template: str, *options: str, exit_code: int | None = None) -> None:
         self.template = template
         self.options = options
-        super().__init__(template.format(**{name: name for name in options}), exit_code=exit_code)
+        super().__init__(self._render({name: name for name in options}), exit_code=exit_code)
 
     def for_flags(self, flags: dict[str, str]) -> str:
         """The message with each option named as the CLI flag ``flags`` maps it to."""
-        return self.template.format(**{name: flags.get(name, name) for name in self.options})
+        return self._render({name: flags.get(name, name) for name in self.options})
+
+    def _render(self, names: dict[str, str]) -> str:
+        # replace, not str.format: the message also quotes the user's values (a URL with
+        # "{id}" in it, a path), whose braces must come out as they went in
+        text = self.template
+        for option, shown in names.items():
+            text = text.replace("{" + option + "}", shown)
+        return text

@@ -97,6 +97,8 @@ def test_option_errors_name_keywords_or_flags() -> None:
     assert str(error) == "duration_s must be between 1 s and 6 h"
     assert message(error, {"duration_s": "--duration"}) == "--duration must be between 1 s and 6 h"
     assert message(DeskprofError("plain"), {"duration_s": "--duration"}) == "plain"
+    quoted = OptionError("{url} must be an http(s) URL, got 'x/{id}/{url'", "url")
+    assert message(quoted, {"url": "--url"}) == "--url must be an http(s) URL, got 'x/{id}/{url'"
 
 
 def test_cli_defaults_come_from_the_option_types() -> None:
