@@ -95,6 +95,7 @@ def test_schema_tables_have_unique_columns():
         assert len(names) == len(set(names)), name
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make test-fast does not
 def test_a_bundle_of_50000_stacks_300_frames_deep_reads_back(tmp_path):
     """Depth and count do not limit a bundle: frames stored once, stacks as id lists."""
     from deskprof.bundle.reader import open_capture

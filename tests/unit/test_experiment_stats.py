@@ -185,6 +185,7 @@ def aa_rate(draw, n_experiments=300) -> float:
     return verdicts.count(NO_CHANGE) / n_experiments
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make test-fast does not
 def test_aa_on_a_lognormal_noise_model_with_this_machines_cv():
     rng = np.random.default_rng(11)
     cv = float(np.std(RECORDED_P50_MS, ddof=1) / np.mean(RECORDED_P50_MS))
@@ -196,6 +197,7 @@ def test_aa_on_a_lognormal_noise_model_with_this_machines_cv():
     assert aa_rate(draw) >= 0.95
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make test-fast does not
 def test_aa_by_resampling_recorded_trials():
     """Under A/A both arms are draws from the same trials: resample the recorded ones."""
     rng = np.random.default_rng(12)
@@ -207,6 +209,7 @@ def test_aa_by_resampling_recorded_trials():
     assert aa_rate(draw) >= 0.95
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make test-fast does not
 def test_aa_at_a_high_cv_still_holds_for_the_default_design():
     rng = np.random.default_rng(13)
     assert aa_rate(lambda: lognormal_trials(rng, n_blocks=5, cv=0.15)) >= 0.95

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import deskprof
 
 SKIP = {"deskprof.__main__", "deskprof.probe.bootstrap.sitecustomize"}
@@ -39,6 +41,7 @@ def _modules() -> list[str]:
     return sorted(m.name for m in found if m.name not in SKIP)
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make test-fast does not
 def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
     modules = _modules()
     assert "deskprof.analysis.findings" in modules and "deskprof.bundle.frames" in modules

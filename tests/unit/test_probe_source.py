@@ -60,6 +60,7 @@ def _write(path, records):
             handle.write(json.dumps(record) + "\n")
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make test-fast does not
 def test_attach_reads_only_the_window_switches_on_and_puts_the_switch_back(tmp_path):
     probe_dir = tmp_path / "target-probe"
     probe_dir.mkdir()

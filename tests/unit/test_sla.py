@@ -10,6 +10,7 @@ import pytest
 from opendesk import sla
 
 
+@pytest.mark.slow  # a few seconds: make test runs it, make test-fast does not
 def test_matches_loop_on_random_instants():
     rng = random.Random(7)
     base = datetime(2026, 1, 1)
