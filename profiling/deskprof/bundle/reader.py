@@ -289,7 +289,7 @@ def open_capture(path: str | os.PathLike[str] | Capture) -> Capture:
 def read_columns(bundle: Path, name: str, columns: list[str]) -> pd.DataFrame:
     """Some columns of table ``name`` straight from its file, for the capture's own
     end-of-run checks (the bundle is not whole yet, so it is not opened)."""
-    return _read_parquet(bundle / f"{name}.parquet").select(columns).to_pandas()
+    return _read_parquet(bundle / f"{name}.parquet", columns).to_pandas()
 
 
 def _check_bundle_dir(bundle: Path) -> None:
@@ -318,10 +318,11 @@ def _v1_stacks_too_large(file: Path) -> str:
     )
 
 
-def _read_parquet(file: Path) -> pa.Table:
-    """The whole file as one Arrow table; a failure names the real cause in one line."""
+def _read_parquet(file: Path, columns: list[str] | None = None) -> pa.Table:
+    """The file (or only ``columns`` of it) as one Arrow table; a failure names the real
+    cause in one line."""
     try:
-        return pq.read_table(file)
+        return pq.read_table(file, columns=columns)
     except OSError as exc:
         raise BundleError(
             f"{file} cannot be read ({first_line(exc)}): the file is damaged or was cut "
