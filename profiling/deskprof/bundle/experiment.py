@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deskprof.errors import BundleError, first_line
+from deskprof.bundle.reader import read_parquet
+from deskprof.errors import BundleError
 
 RESULT_FILE = "result.json"
 TRIALS_FILE = "trials.parquet"
@@ -109,19 +110,14 @@ def read_result(path: str | Path) -> ResultFiles:
     return ResultFiles(
         directory=directory,
         document=document,
-        trials=_read(trials_path),
-        requests=_read(requests_path) if requests_path.is_file() else pd.DataFrame(),
+        trials=read_parquet(trials_path, whole="the result directory").to_pandas(),
+        requests=(
+            read_parquet(requests_path, whole="the result directory").to_pandas()
+            if requests_path.is_file()
+            else pd.DataFrame()
+        ),
         verdicts=verdicts,
     )
-
-
-def _read(file: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(file)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise BundleError(
-            f"{file} cannot be read ({first_line(exc)}); copy the result directory again"
-        ) from None
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -176,7 +176,7 @@ class Capture:
         if name == "stacks":
             return self._read_stacks()
         file = self.path / f"{name}.parquet"
-        frame = _read_parquet(file).to_pandas()
+        frame = read_parquet(file).to_pandas()
         frame, added = conform(name, frame)
         if added:
             self._notes.append(f"{file.name} lacks columns {', '.join(added)} (filled empty)")
@@ -189,7 +189,7 @@ class Capture:
 
         file = self.path / "stacks.parquet"
         try:
-            stored = _read_parquet(file)
+            stored = read_parquet(file)
         except BundleError:
             if self.manifest.schema_version == 1:
                 raise BundleError(_v1_stacks_too_large(file)) from None
@@ -203,7 +203,7 @@ class Capture:
                 raise BundleError(
                     f"{labels} is missing: {file.name} points into it; copy the whole bundle"
                 )
-            frame = stacks_from_arrow(stored, _read_parquet(labels))
+            frame = stacks_from_arrow(stored, read_parquet(labels))
         for column in ("leaf", "handler"):
             if column not in frame.columns:
                 frame[column] = ""
@@ -289,7 +289,7 @@ def open_capture(path: str | os.PathLike[str] | Capture) -> Capture:
 def read_columns(bundle: Path, name: str, columns: list[str]) -> pd.DataFrame:
     """Some columns of table ``name`` straight from its file, for the capture's own
     end-of-run checks (the bundle is not whole yet, so it is not opened)."""
-    return _read_parquet(bundle / f"{name}.parquet", columns).to_pandas()
+    return read_parquet(bundle / f"{name}.parquet", columns).to_pandas()
 
 
 def _check_bundle_dir(bundle: Path) -> None:
@@ -318,15 +318,17 @@ def _v1_stacks_too_large(file: Path) -> str:
     )
 
 
-def _read_parquet(file: Path, columns: list[str] | None = None) -> pa.Table:
+def read_parquet(
+    file: Path, columns: list[str] | None = None, *, whole: str = "the bundle"
+) -> pa.Table:
     """The file (or only ``columns`` of it) as one Arrow table; a failure names the real
-    cause in one line."""
+    cause in one line and says to copy ``whole`` (the directory it belongs to) again."""
     try:
         return pq.read_table(file, columns=columns)
     except OSError as exc:
         raise BundleError(
             f"{file} cannot be read ({first_line(exc)}): the file is damaged or was cut "
-            "short; copy the bundle again from the capture host"
+            f"short; copy {whole} again from the capture host"
         ) from None
     except Exception as exc:
         raise BundleError(
