@@ -11,7 +11,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["endpoint_latency.py", "capture_overhead.py", "analysis_speed.py"]
+BENCHMARKS = [
+    "endpoint_latency.py",
+    "capture_overhead.py",
+    "async_slices.py",
+    "analysis_speed.py",
+]
 
 
 def main() -> int:
