@@ -101,3 +101,22 @@ def test_explain_plans_and_request_labels_lose_their_values():
     assert request_name("GET /tickets?q=SECRET&page=2") == "GET /tickets?q=***&page=***"
     assert request_name("/articles?token=abc") == "/articles?token=***"
     assert request_name("GET /tickets/{id}") == "GET /tickets/{id}"
+
+
+def test_capture_facts_say_how_requests_met_and_samples_were_attributed():
+    from deskprof.reporting.build import _requests_text, _samples_text
+
+    integrity = {
+        "requests": {"workload_answered": 480, "matched": 476, "probe_seen": 490, "probe_only": 14},
+        "samples": {"task": 30, "stack": 50, "time": 15, "none": 5, "note": "..."},
+    }
+    assert _requests_text(integrity) == (
+        "476 of 480 answered matched to the probe's records (99.2%); "
+        "490 recorded by the probe, 14 of them not from the workload"
+    )
+    assert _samples_text(integrity) == (
+        "100 samples: by task 30%, by handler on the stack 50%, by time window 15%, "
+        "not attributed 5%"
+    )
+    assert _requests_text({}).startswith("not reconciled")
+    assert _samples_text({"samples": {"task": 0, "note": "x"}}) == "no CPU samples"

@@ -55,6 +55,35 @@ def _overhead_text(overhead: dict[str, Any]) -> str:
     return "; ".join(parts) or "not recorded"
 
 
+def _requests_text(integrity: dict[str, Any]) -> str:
+    """Client and server met: how many answered requests the probe recorded too."""
+    requests = integrity.get("requests")
+    if not requests:
+        return "not reconciled (no workload or no probe in this capture)"
+    answered, matched = requests.get("workload_answered", 0), requests.get("matched", 0)
+    share = f" ({matched / answered:.1%})" if answered else ""
+    return (
+        f"{matched:,} of {answered:,} answered matched to the probe's records{share}; "
+        f"{requests.get('probe_seen', 0):,} recorded by the probe, "
+        f"{requests.get('probe_only', 0):,} of them not from the workload"
+    )
+
+
+def _samples_text(integrity: dict[str, Any]) -> str:
+    """How the CPU samples found their request: by the task that ran, the handler on the
+    stack, the request on the thread at the time, or not at all."""
+    samples = integrity.get("samples")
+    if not samples:
+        return "no CPU samples"
+    labels = {"task": "by task", "stack": "by handler on the stack", "time": "by time window"}
+    counts = {key: int(samples.get(key, 0)) for key in (*labels, "none")}
+    total = sum(counts.values())
+    if not total:
+        return "no CPU samples"
+    parts = [f"{labels.get(key, 'not attributed')} {n / total:.0%}" for key, n in counts.items()]
+    return f"{total:,} samples: " + ", ".join(parts)
+
+
 def _revision(target: dict[str, Any]) -> str:
     """The target's revision and its source; older bundles recorded deskprof's own
     revision as ``git_revision``, which says nothing about the target."""
@@ -90,6 +119,8 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
         ("CPU sampling", f"py-spy at {options.get('cpu_rate_hz', '?')} Hz"),
         ("memory mode", f"memray {options.get('memory_mode', '?')}"),
         ("rows", ", ".join(f"{k} {v:,}" for k, v in sorted(m.counts.items()))),
+        ("requests", _requests_text(m.integrity or {})),
+        ("CPU attribution", _samples_text(m.integrity or {})),
         ("overhead estimate", _overhead_text(m.overhead)),
         ("tools", ", ".join(f"{k} {v}" for k, v in sorted(tools.items()) if v)),
     ]
