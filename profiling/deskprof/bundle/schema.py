@@ -98,9 +98,22 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("n_samples", "int64", "samples in the run (its weight)"),
         ("pid", "int64", "process sampled"),
         ("thread_id", "int64", "pthread id as py-spy reports it (= threading.get_ident())"),
+        ("native_thread_id", "int64", "the kernel's thread id (0: not known)"),
         ("thread_name", "string", "thread name"),
         ("stack_id", "int64", "key into the stacks table"),
-        ("state", "string", "cpu | wait (leaf-frame classification, see deskprof.capturing.cpu)"),
+        ("state", "string", "cpu | wait (see state_from and deskprof.capturing.cpu)"),
+        (
+            "active_share",
+            "float64",
+            "share of the run's wall time its thread was on a CPU or runnable (kernel "
+            "counters; 0 where state_from is leaf)",
+        ),
+        (
+            "state_from",
+            "string",
+            "os: the kernel's per-thread CPU time decided state; leaf: the innermost "
+            "Python frame's name did (no kernel reading; older bundles)",
+        ),
     ),
     "stacks": _cols(
         ("stack_id", "int64", "key"),

@@ -7,24 +7,32 @@ just before py-spy was spawned (its recorder starts a few ms later; the measured
 to first-output delay is written to the manifest as the anchor's uncertainty) and turn
 the trace into runs of one stack on one thread, each weighted by its sample count.
 
-On-CPU vs waiting: py-spy's record formats do not carry its per-sample "active" flag,
-so a run is ``wait`` when its innermost *Python* frame is a known blocking call
-(``WAIT_LEAVES``) and ``cpu`` otherwise. Time blocked on the database or the network is
-idle to the OS, so it shows as ``wait`` here too. Limitation: a C function that blocks
-with no Python wrapper (``time.sleep`` called directly) leaves its caller as the leaf and
-counts as ``cpu``; the manifest says this split is a leaf-frame classification.
+On-CPU vs waiting is the kernel's word where it has one: py-spy runs with ``--threads``,
+which puts the native thread id in a root pseudo-frame (``thread (1234): name``, taken
+off the stack here), and :mod:`deskprof.capturing.thread_cpu` reads that thread's CPU
+counter through the window; a run is ``cpu`` when its thread was on a CPU or runnable
+(waiting for one) for at least a quarter of it and its leaf is not a known blocking call
+(:func:`apply_os_state`; a thread idle in C is active well under 2% of the time, a busy
+one that also waits for the GIL or sits at a reading's edge often under half). py-spy's
+record formats do not carry its own per-sample "active" flag. Where the kernel gave no
+reading (not Linux, a thread that came and went between readings), the innermost
+*Python* frame decides: ``wait`` when it is a known blocking call (``WAIT_LEAVES``),
+``cpu`` otherwise, which cannot see a thread blocked in C with no Python wrapper. Each
+row says which decided (``state_from``) and the manifest counts both.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
 
@@ -82,6 +90,18 @@ def classify(function: str, filename: str) -> str:
     return "wait" if (function, base) in WAIT_LEAVES else "cpu"
 
 
+THREAD_FRAME = re.compile(r"thread \((\d+)\)(?:: (.*))?$")
+ACTIVE_SHARE_ON = 0.25  # a run is on CPU when its thread was active for at least this share
+
+
+def _thread_frame(event: dict) -> tuple[int, str] | None:
+    """``(native thread id, name)`` of py-spy's ``--threads`` pseudo-frame, else None."""
+    if (event.get("args") or {}).get("filename"):
+        return None
+    match = THREAD_FRAME.match(event.get("name", ""))
+    return (int(match.group(1)), match.group(2) or "") if match else None
+
+
 def _frame_label(event: dict) -> str:
     args = event.get("args") or {}
     line = args.get("line")
@@ -115,7 +135,7 @@ def parse_chrometrace(
     Per thread we keep the open frames and the time they last changed; every event at a
     new timestamp closes the run of the stack that held since the last change.
     """
-    thread_names: dict[tuple[int, int], tuple[int, str]] = {}
+    native: dict[tuple[int, int], tuple[int, str]] = {}  # from the --threads frame
     open_frames: dict[tuple[int, int], list[tuple[str, str, str]]] = {}
     since: dict[tuple[int, int], int] = {}
     rows: list[tuple] = []
@@ -123,30 +143,34 @@ def parse_chrometrace(
 
     for event in events:
         key = (int(event.get("pid", 0)), int(event.get("tid", 0)))
-        if event.get("ph") == "M":
-            ident, _, name = (event.get("args") or {}).get("name", "").partition(": ")
-            thread_names[key] = (int(ident) if ident.isdigit() else key[1], name)
-            continue
         ts = int(event.get("ts", 0))
         frames = open_frames.setdefault(key, [])
         if frames and ts > since.get(key, ts):
             start = since[key]
-            thread_id, thread_name = thread_names.get(key, (key[1], ""))
+            native_id, thread_name = native.get(key, (0, ""))
             rows.append(
                 (
                     anchor_ns + start * 1000,
                     anchor_ns + ts * 1000,
                     max(1, round((ts - start) / period_us)),
                     key[0],
-                    thread_id,
+                    key[1],
+                    native_id,
                     thread_name,
                     stacks.intern(tuple(label for label, _, _ in frames)),
                     classify(frames[-1][1], frames[-1][2]),
+                    0.0,
+                    "leaf",
                 )
             )
         if event.get("ph") == "B":
-            args = event.get("args") or {}
-            frames.append((_frame_label(event), event.get("name", ""), args.get("filename", "")))
+            thread = _thread_frame(event) if not frames else None
+            if thread is not None:
+                native[key] = thread  # the root of every stack of this thread: not a frame
+            else:
+                args = event.get("args") or {}
+                label = _frame_label(event)
+                frames.append((label, event.get("name", ""), args.get("filename", "")))
         elif frames:
             frames.pop()
         since[key] = ts
@@ -158,7 +182,9 @@ def parse_chrometrace(
             "n_samples": "int64",
             "pid": "int64",
             "thread_id": "int64",
+            "native_thread_id": "int64",
             "stack_id": "int64",
+            "active_share": "float64",
         }
     )
 
@@ -199,6 +225,7 @@ class CpuRecorder:
         args += ["--format", "chrometrace", "--output", str(self.output), "--nonblocking"]
         if self.idle:
             args.append("--idle")
+        args.append("--threads")  # native thread ids, for the kernel's on-CPU counters
         if self.subprocesses:
             args.append("--subprocesses")
         self.raw_dir.mkdir(parents=True, exist_ok=True)
@@ -254,3 +281,22 @@ class CpuRecorder:
             (self.first_output_ns - self.anchor_ns) / 1e6 if self.first_output_ns else None
         )
         return CpuResult(self.pid, samples, self.anchor_ns, uncertainty, reason)
+
+
+def apply_os_state(samples: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
+    """``samples`` with ``active_share`` and ``state`` from the kernel's per-thread CPU
+    counters (``series``, :class:`~deskprof.capturing.thread_cpu.ThreadCpuSampler`) where
+    they cover a run, ``state_from="os"`` there; the leaf-frame state elsewhere.
+
+    A known blocking leaf stays ``wait`` even on a busy thread: the share is of the whole
+    run, and a run of ``select`` on a thread that ran between its waits is still waiting."""
+    from deskprof.capturing.thread_cpu import active_shares
+
+    out = samples.copy()
+    shares = active_shares(out, series)
+    known = ~np.isnan(shares)
+    out["active_share"] = np.where(known, shares, 0.0)
+    running = known & (shares >= ACTIVE_SHARE_ON) & (out["state"].to_numpy() == "cpu")
+    out["state"] = np.where(known, np.where(running, "cpu", "wait"), out["state"].to_numpy())
+    out["state_from"] = np.where(known, "os", "leaf")
+    return out

@@ -19,7 +19,8 @@ from typing import Any
 import psutil
 
 from deskprof.bundle.stacks import StackTable
-from deskprof.capturing.cpu import CpuRecorder
+from deskprof.capturing import thread_cpu
+from deskprof.capturing.cpu import CpuRecorder, apply_os_state
 from deskprof.capturing.source import Source
 from deskprof.capturing.target import serving_processes, url_port
 from deskprof.errors import DeskprofError
@@ -29,6 +30,17 @@ OVERHEAD_HOW = (
     "sampling to when it was stopped, over that wall-clock span; start-up (symbol loading) "
     "reported apart. py-spy runs --nonblocking, so this is CPU taken from the host, not "
     "time the target was paused: it slows the target only when cores are scarce"
+)
+
+STATE_HOW = (
+    "os: each thread's time on a CPU or runnable, from /proc/<pid>/task/<tid>/schedstat "
+    f"every {thread_cpu.INTERVAL_S * 1000:.0f} ms; a run is cpu when its thread was active "
+    "for at least a quarter of it and its leaf is not a known blocking call; runs no reading "
+    "covers fall back to the leaf-frame rule (state_from per row, counts in state_samples)"
+)
+STATE_HOW_LEAF = (
+    "leaf-frame classification (deskprof.capturing.cpu.WAIT_LEAVES): this host has no "
+    "per-thread schedstat, so threads blocked inside C calls count as cpu"
 )
 
 
@@ -159,6 +171,7 @@ class CpuSource(Source):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.thread_cpu: thread_cpu.ThreadCpuSampler | None = None
 
     def _serving(self) -> list[int]:
         port = url_port(self._target.url)
@@ -173,6 +186,9 @@ class CpuSource(Source):
     def _add(self, pids: list[int]) -> list[DeskprofError]:
         """Start py-spy on ``pids`` in parallel; the errors of those that did not start."""
         recorders = [CpuRecorder(pid, self._raw, self.options.cpu_rate) for pid in pids]
+        if self.thread_cpu is not None:
+            for pid in pids:  # before py-spy starts, so its first runs are covered
+                self.thread_cpu.add(pid)
         errors: list[DeskprofError] = []
         with ThreadPoolExecutor(max_workers=max(1, len(recorders))) as pool:
             attempts = [(r, pool.submit(r.start)) for r in recorders]
@@ -190,6 +206,8 @@ class CpuSource(Source):
 
     def start(self, target: Any, writer: Any) -> None:
         self._target, self._raw = target, writer.raw
+        if thread_cpu.available():
+            self.thread_cpu = thread_cpu.ThreadCpuSampler().start()
         errors = self._add(self._serving())
         if not self.recorders:
             raise errors[0] if errors else DeskprofError("no serving process to sample")
@@ -224,6 +242,8 @@ class CpuSource(Source):
             meter.end()
         for recorder in self.recorders:
             recorder.stop()
+        if self.thread_cpu is not None:
+            self.thread_cpu.stop()
 
     def collect(self, writer: Any, context: dict[str, Any]) -> list[str]:
         if self.meters:
@@ -249,14 +269,29 @@ class CpuSource(Source):
         if frames:
             import pandas as pd
 
-            writer.write_table("samples", pd.concat(frames, ignore_index=True))
+            samples = pd.concat(frames, ignore_index=True)
+            if self.thread_cpu is not None:
+                samples = apply_os_state(samples, self.thread_cpu.series())
+            writer.write_table("samples", samples)
             writer.write_stacks(stacks)
+            decided = samples.groupby("state_from")["n_samples"].sum()
+            state_counts = {str(k): int(v) for k, v in decided.items()}
+        else:
+            state_counts = {}
         writer.manifest.sources["cpu"] = {
-            "tool": "py-spy record --nonblocking --idle --format chrometrace, one per process",
+            "tool": "py-spy record --nonblocking --idle --threads --format chrometrace, "
+            "one per process",
             "rate_hz": self.options.cpu_rate,
             "pids": sorted(r.pid for r in self.recorders),
             "sampled": "each process that serves the target's port (workers, not their "
             "supervisor); workers started during the window from when they appeared",
-            "state": "leaf-frame classification (deskprof.capturing.cpu.WAIT_LEAVES)",
+            "state": STATE_HOW if self.thread_cpu is not None else STATE_HOW_LEAF,
+            "state_samples": state_counts,
         }
+        if self.thread_cpu is not None:
+            writer.manifest.overhead.setdefault("cpu", {})["thread_cpu"] = {
+                "deskprof_cpu_s": round(self.thread_cpu.own_cpu_s, 4),
+                "reads": self.thread_cpu.reads,
+                "interval_s": self.thread_cpu.interval_s,
+            }
         return reasons
