@@ -8,7 +8,7 @@ import pandas as pd
 from deskprof.analysis.detectors.cpu_hotspot import detect_cpu_hotspots
 from deskprof.analysis.detectors.memory_growth import detect_memory_growth
 from deskprof.analysis.detectors.memory_peak import detect_memory_peaks
-from deskprof.analysis.stackframes import owner_frame
+from deskprof.analysis.stackframes import app_packages, installed_package, owner_frame
 
 LIST = "GET /tickets"
 ROOT = [
@@ -69,6 +69,71 @@ def requests(n: int, endpoint: str = LIST) -> pd.DataFrame:
 def test_owner_frame_charges_library_time_to_the_application_caller():
     assert owner_frame(SLA) == "due_time_loop (/srv/opendesk/sla.py)"
     assert owner_frame(["f (/x/site-packages/lib.py:1)"]) == "f (/x/site-packages/lib.py)"
+
+
+SITE = "/venv/lib/python3.11/site-packages"
+FORUM = [
+    f"dispatch_request ({SITE}/flask/app.py:880)",
+    f"topic_view ({SITE}/forum/views.py:40)",
+    f"reindex_topic ({SITE}/forum/search.py:12)",
+    f"tokenize ({SITE}/forum/search.py:30)",
+]
+PROTO = [
+    f"dispatch_request ({SITE}/flask/app.py:880)",
+    f"search_runs ({SITE}/tracker/handlers.py:90)",
+    f"MessageToJson ({SITE}/google/protobuf/json_format.py:100)",
+    f"_RegularMessageToJsonObject ({SITE}/google/protobuf/json_format.py:200)",
+]
+ORM = [
+    f"search_runs ({SITE}/tracker/handlers.py:95)",
+    f"all ({SITE}/sqlalchemy/orm/query.py:2700)",
+    f"_instance ({SITE}/sqlalchemy/orm/loading.py:900)",
+]
+
+
+def test_app_packages_are_the_handlers_packages_wherever_installed():
+    handled = pd.DataFrame(
+        {"handler": ["forum.views:topic_view", "starlette.staticfiles:StaticFiles", ""]}
+    )
+    assert app_packages(handled) == {"forum"}
+    assert app_packages(handled, ("tracker",)) == {"forum", "tracker"}
+    assert installed_package(f"{SITE}/google/protobuf/json_format.py") == "google"
+    assert installed_package(f"{SITE}/six.py") == "six"
+    assert installed_package("/srv/opendesk/sla.py") == ""
+    app = frozenset({"forum"})
+    assert owner_frame(FORUM, app) == f"tokenize ({SITE}/forum/search.py)"
+    assert owner_frame(FORUM) == f"tokenize ({SITE}/forum/search.py)"  # the leaf, unowned
+
+
+def test_cpu_hotspot_in_an_app_installed_with_pip():
+    frames = {1: FORUM, 2: [*FORUM[:2], f"render ({SITE}/forum/views.py:60)"]}
+    sampled = samples({1: 300, 2: 700}, endpoint="GET /topic/<id>")
+    found = detect_cpu_hotspots(
+        sampled, stacks(frames), requests(10, "GET /topic/<id>"), app_packages=frozenset({"forum"})
+    )
+    assert [f.evidence[0]["function"] for f in found] == [
+        f"render ({SITE}/forum/views.py)",
+        f"tokenize ({SITE}/forum/search.py)",
+    ]
+    # without knowing the app's package, everything is library code and nothing is found
+    assert detect_cpu_hotspots(sampled, stacks(frames), requests(10, "GET /topic/<id>")) == []
+
+
+def test_cpu_hotspot_names_a_library_working_on_the_apps_behalf_but_not_the_orm():
+    frames = {1: PROTO, 2: ORM, 3: [*PROTO[:2], f"build ({SITE}/tracker/handlers.py:99)"]}
+    sampled = samples({1: 500, 2: 400, 3: 100}, endpoint="POST /runs/search")
+    found = detect_cpu_hotspots(
+        sampled,
+        stacks(frames),
+        requests(10, "POST /runs/search"),
+        app_packages=frozenset({"tracker"}),
+    )
+    assert len(found) == 1, [f.title for f in found]
+    evidence = found[0].evidence[0]
+    assert evidence["library"] == "google"
+    assert evidence["called_from"] == f"search_runs ({SITE}/tracker/handlers.py)"
+    assert "google called from search_runs (tracker/handlers.py) holds 50%" in found[0].title
+    assert evidence["share_of_endpoint_cpu"] == 0.5
 
 
 def test_cpu_hotspot_names_the_sla_loop_and_ignores_idle():

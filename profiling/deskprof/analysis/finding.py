@@ -107,6 +107,9 @@ class Thresholds:
     # CPU hot spot
     cpu_min_share: float = 0.2  # of the endpoint's on-CPU samples
     cpu_min_samples: int = 20
+    # a library's CPU on the service's behalf: a higher bar, since some library always
+    # does much of an endpoint's work (serializers, template engines)
+    cpu_library_min_share: float = 0.3
     # memory
     memory_peak_min_share: float = 0.25  # of the high-water mark
     memory_peak_min_bytes: int = 1 << 20

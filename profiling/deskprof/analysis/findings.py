@@ -34,6 +34,7 @@ from deskprof.analysis.finding import (
     write_json,
 )
 from deskprof.analysis.finding_text import skip_line
+from deskprof.analysis.stackframes import app_packages as app_packages_of
 from deskprof.errors import DeskprofError
 
 __all__ = [
@@ -84,13 +85,16 @@ def detect_all(
     *,
     explain_url: str | None = None,
     thresholds: Thresholds | None = None,
+    app_packages: tuple[str, ...] = (),
 ) -> FindingList:
     """Run every detector that has its inputs on ``capture`` (a :class:`Capture` or any
     object with the contract's DataFrame attributes) and return the ranked findings.
 
     ``explain_url`` is a database to run EXPLAIN against (the capture's own or a copy):
     without it the missing-index detector is skipped. The result's ``skipped`` says which
-    detectors did not run and why."""
+    detectors did not run and why. ``app_packages`` names top-level packages that are the
+    service's own code besides those of its request handlers (see
+    :func:`deskprof.analysis.stackframes.app_packages`)."""
     capture = _as_capture(capture)
     manifest = getattr(capture, "manifest", None) or {}
     cpu_rate = getattr(capture, "cpu_rate_hz", None)
@@ -99,6 +103,7 @@ def detect_all(
     options: dict[str, Any] = {
         "parameters_kept": (manifest.get("options") or {}).get("keep_parameters"),
         "notes": skipped,
+        "app_packages": app_packages_of(_table(capture, "requests"), app_packages),
     }
     if explain_url:
         options["database_url"] = explain_url

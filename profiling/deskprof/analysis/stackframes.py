@@ -7,6 +7,12 @@ are never "application". Idle and event-loop frames (selectors, asyncio's run lo
 thread waits) are not CPU work. A leaf that is SQLAlchemy's DBAPI call or a driver's frame
 is a database call (the SQL detectors' time, not CPU's).
 
+"Application" is the service's code wherever it is installed: a file outside every
+library directory, or under ``site-packages`` inside one of the **app packages**, the
+top-level packages of the modules that define the request handlers (``mlflow`` for
+``mlflow.server.handlers:search_runs``) plus any the user names (:func:`app_packages`).
+A service installed with pip is then still its own code, not a library.
+
 Frame labels are parsed by :func:`deskprof.bundle.frames.parse_frame`, the one parser.
 """
 
@@ -29,15 +35,50 @@ _DB_CALLS = {
 }  # fmt: skip
 _DRIVERS = ("/psycopg/", "/psycopg2/", "/psycopg_pool/", "/asyncpg/", "/pymysql/", "/MySQLdb/",
             "/sqlite3/", "/aiosqlite/", "/oracledb/")  # fmt: skip
+_INSTALLED = ("/site-packages/", "/dist-packages/")
+# packages whose functions can be a route's endpoint without being the service's code
+# (static files, redirects, docs pages, mounted framework apps)
+FRAMEWORKS = frozenset(
+    {"fastapi", "starlette", "flask", "werkzeug", "django", "a2wsgi", "uvicorn", "gunicorn",
+     "sqlalchemy", "anyio", "asyncio", "functools", "deskprof", "builtins", ""}
+)  # fmt: skip
 MB = 1 << 20
+AppPackages = frozenset[str]
 
 
-def is_application(file: str) -> bool:
+def app_packages(requests: pd.DataFrame | None, named: tuple[str, ...] = ()) -> AppPackages:
+    """The service's top-level packages: those of its request handlers' modules
+    (``requests.handler`` is ``module:qualname``), frameworks left out, plus ``named``."""
+    found = {name.strip() for name in named if name.strip()}
+    if requests is not None and not requests.empty and "handler" in requests:
+        for handler in requests["handler"].dropna().unique():
+            module = str(handler).partition(":")[0]
+            top = module.split(".", 1)[0]
+            if top and top not in FRAMEWORKS and module != "__main__":
+                found.add(top)
+    return frozenset(found)
+
+
+def installed_package(file: str) -> str:
+    """The top-level package (or module) of an installed file, ``""`` when ``file`` is
+    not under ``site-packages``/``dist-packages``."""
+    path = file.replace("\\", "/")
+    for marker in _INSTALLED:
+        at = path.rfind(marker)
+        if at >= 0:
+            first = path[at + len(marker) :].split("/", 1)[0]
+            return first.removesuffix(".py")
+    return ""
+
+
+def is_application(file: str, app: AppPackages = frozenset()) -> bool:
     """Whether ``file`` is the service's own code: not a library, the standard library,
-    deskprof or generated code."""
+    deskprof or generated code; or installed, but inside one of the ``app`` packages."""
     path = file.replace("\\", "/")
     if path.startswith("<"):  # generated code: <string>, <frozen ...>, <sqlalchemy generated>
         return False
+    if app and installed_package(path) in app:
+        return True
     return bool(path) and not any(marker in path for marker in _LIBRARY)
 
 
@@ -68,7 +109,7 @@ def is_database_call(frame: str) -> bool:
     return any(path.endswith(suffix) and name in names for suffix, names in _DB_CALLS.items())
 
 
-def cpu_kind(frames: list[str]) -> str:
+def cpu_kind(frames: list[str], app: AppPackages = frozenset()) -> str:
     """``"database"``, ``"library"`` (the leaf is inside third-party code called by the
     owner) or ``"own"`` (the owner's code or the standard library it calls)."""
     frames = list(frames)
@@ -78,20 +119,33 @@ def cpu_kind(frames: list[str]) -> str:
         return "database"
     for frame in reversed(frames):
         _, file, _ = parse_frame(frame)
-        if is_application(file):
+        if is_application(file, app):
             return "own"
         if is_third_party(file):
             return "library"
     return "library"
 
 
-def owner_frame(frames: list[str]) -> str:
+def library_of(frames: list[str], app: AppPackages = frozenset()) -> str:
+    """The installed package whose code the leaf runs in (the innermost third-party frame
+    before any application frame): ``"protobuf"``'s ``google``, ``"jinja2"``; ``""``."""
+    for frame in reversed(list(frames)):
+        _, file, _ = parse_frame(frame)
+        if is_application(file, app):
+            return ""
+        package = installed_package(file)
+        if package:
+            return package
+    return ""
+
+
+def owner_frame(frames: list[str], app: AppPackages = frozenset()) -> str:
     """The first application frame from the leaf, as ``"function (file)"`` (line dropped,
     so a loop's lines add up); the leaf itself when no frame is the application's."""
     frames = list(frames)
     for frame in reversed(frames):
         function, file, _ = parse_frame(frame)
-        if is_application(file):
+        if is_application(file, app):
             return format_frame(function, file)
     if not frames:
         return ""
@@ -106,17 +160,18 @@ def short_owner(owner: str) -> str:
     return format_frame(function, "/".join(parts[-2:]))
 
 
-def stack_table(stacks: pd.DataFrame) -> pd.DataFrame:
+def stack_table(stacks: pd.DataFrame, app: AppPackages = frozenset()) -> pd.DataFrame:
     """Per ``stack_id``: its ``owner`` (:func:`owner_frame`), whether its leaf is ``idle``,
-    the ``leaf`` label and its ``cpu_kind``."""
+    the ``leaf`` label, its ``cpu_kind`` and the ``library`` the leaf runs in."""
     table = stacks.drop_duplicates("stack_id").set_index("stack_id")
     frames = table["frames"].map(lambda f: list(f) if f is not None else [])
     return pd.DataFrame(
         {
-            "owner": frames.map(owner_frame),
+            "owner": frames.map(lambda f: owner_frame(f, app)),
             "idle": frames.map(lambda f: bool(f) and is_idle(f[-1])),
             "leaf": frames.map(lambda f: f[-1] if f else ""),
-            "cpu_kind": frames.map(cpu_kind),
+            "cpu_kind": frames.map(lambda f: cpu_kind(f, app)),
+            "library": frames.map(lambda f: library_of(f, app)),
         },
         index=table.index,
     )

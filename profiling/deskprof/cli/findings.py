@@ -36,6 +36,14 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         "never one that calls a volatile or unknown function). Default: plan only",
     )
     parser.add_argument(
+        "--app-package",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a top-level package that is the service's own code, wherever installed "
+        "(repeatable; the request handlers' packages always are)",
+    )
+    parser.add_argument(
         "--min-severity", choices=("low", "medium", "high"), default="low", help="hide milder"
     )
 
@@ -65,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         thresholds=Thresholds(
             explain_timeout_s=args.explain_timeout, explain_analyze=args.explain_analyze
         ),
+        app_packages=tuple(args.app_package),
     )
     shown = at_least(found, args.min_severity)
     if args.format == "json":

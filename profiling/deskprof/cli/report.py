@@ -30,6 +30,14 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="database to EXPLAIN slow SELECTs on (enables the missing-index finding)",
     )
+    parser.add_argument(
+        "--app-package",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a top-level package that is the service's own code, wherever installed "
+        "(repeatable; the request handlers' packages always are)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
         title=args.title,
         explain_url=args.explain_database,
+        app_packages=tuple(args.app_package),
     )
     size_kb = path.stat().st_size / 1024
     print(path)

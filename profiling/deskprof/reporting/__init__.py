@@ -27,15 +27,16 @@ def report(
     format: str | None = None,
     title: str = "deskprof findings",
     explain_url: str | Mapping[str, str] | None = None,
+    app_packages: tuple[str, ...] = (),
 ) -> Path:
     """Write the report of ``inputs`` to ``out`` (format from the suffix unless given);
-    returns the path written."""
+    returns the path written. ``app_packages``: see :func:`build_report`."""
     items = inputs if isinstance(inputs, list) else [inputs]
     target = Path(out)
     chosen = format or ("md" if target.suffix.lower() in (".md", ".markdown") else "html")
     if chosen not in FORMATS:
         raise DeskprofError(f"unknown report format {chosen!r}; choose html or md")
-    document = build_report(items, title=title, explain_url=explain_url)
+    document = build_report(items, title=title, explain_url=explain_url, app_packages=app_packages)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         text = render_html(document) if chosen == "html" else render_markdown(document, target)

@@ -215,7 +215,11 @@ def _capture_figures(capture: Capture, findings: list[dict[str, Any]]) -> list[F
 
 
 def capture_section(
-    capture: Capture, *, number: int = 1, explain_url: str | None = None
+    capture: Capture,
+    *,
+    number: int = 1,
+    explain_url: str | None = None,
+    app_packages: tuple[str, ...] = (),
 ) -> Section:
     """Everything a reader needs about one capture."""
     from deskprof.views import flamegraph_html
@@ -225,7 +229,7 @@ def capture_section(
     section.facts = capture_facts(capture)
     section.notices = [scrub_text(f"partial: {r}") for r in capture.partial_reasons]
     section.notices += [scrub_text(w) for w in capture.warnings]
-    found = detect_all(capture, explain_url=explain_url)
+    found = detect_all(capture, explain_url=explain_url, app_packages=app_packages)
     section.findings = [scrub_value(f.to_dict()) for f in found]
     section.notices += [
         scrub_sql(skip_line(skip)) for skip in found.skipped if skip.get("statement")
@@ -366,12 +370,15 @@ def build_report(
     *,
     title: str = "deskprof findings",
     explain_url: str | Mapping[str, str] | None = None,
+    app_packages: tuple[str, ...] = (),
 ) -> ReportDocument:
     """One document with a section per input, in the order given.
 
     ``explain_url`` is the database to EXPLAIN slow SELECTs on: one URL for every
     capture, or a mapping from a capture's directory to the database *as it was when
-    that capture ran* (an index migration in between would make the plans lie)."""
+    that capture ran* (an index migration in between would make the plans lie).
+    ``app_packages``: top-level packages that are the service's own code besides its
+    request handlers' (a service installed with pip)."""
     if not inputs:
         raise DeskprofError("nothing to report: give at least one capture or experiment")
     document = ReportDocument(title, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
@@ -385,7 +392,9 @@ def build_report(
                 if isinstance(explain_url, Mapping)
                 else explain_url
             )
-            document.sections.append(capture_section(loaded, number=captures, explain_url=url))
+            document.sections.append(
+                capture_section(loaded, number=captures, explain_url=url, app_packages=app_packages)
+            )
         else:
             experiments += 1
             document.sections.append(experiment_section(loaded, number=experiments))

@@ -50,19 +50,21 @@ DETECTORS: tuple[Detector, ...] = (
         "cpu_hotspot:detect_cpu_hotspots",
         ("samples", "stacks", "requests"),
         ("samples", "stacks"),
-        options=("rate_hz",),
+        options=("rate_hz", "app_packages"),
     ),
     Detector(
         "memory_peak",
         "memory_peak:detect_memory_peaks",
         ("allocations", "stacks", "requests", "memory"),
         ("allocations", "stacks"),
+        options=("app_packages",),
     ),
     Detector(
         "memory_growth",
         "memory_growth:detect_memory_growth",
         ("memory", "allocations", "stacks", "requests"),
         ("memory",),
+        options=("app_packages",),
     ),
 )
 

@@ -12,6 +12,15 @@ of every ORM-heavy handler of a healthy service, since some caller always holds 
 an endpoint's CPU. Library time still counts in the endpoint's CPU (the share's
 denominator); database time does not. Idle and event-loop leaves are dropped, even if a
 sample was classified on-CPU.
+
+Application code is the request handlers' packages wherever they are installed (plus
+those the user names; :func:`deskprof.analysis.stackframes.app_packages`), so a service
+installed with pip gets hot spots in its own code. A library that does much of an
+endpoint's CPU *on the service's behalf* (a serializer, a template engine, protobuf's JSON
+conversion) is a finding of its own, at a higher bar (``cpu_library_min_share``), naming
+the library and the application function that called it. Database libraries (the ORM,
+the drivers) are left to the SQL detectors, which count their cost as queries; with no
+application frame on the stack, the time is the server's, not the service's.
 """
 
 from __future__ import annotations
@@ -19,7 +28,19 @@ from __future__ import annotations
 import pandas as pd
 
 from deskprof.analysis.finding import Finding, Thresholds
-from deskprof.analysis.stackframes import requests_per_endpoint, short_owner, stack_table
+from deskprof.analysis.stackframes import (
+    is_application,
+    requests_per_endpoint,
+    short_owner,
+    stack_table,
+)
+from deskprof.bundle.frames import parse_frame
+
+# their CPU is the queries' cost, which the SQL detectors report
+DATABASE_LIBRARIES = frozenset(
+    {"sqlalchemy", "sqlmodel", "psycopg", "psycopg2", "psycopg_pool", "asyncpg", "aiosqlite",
+     "pymysql", "MySQLdb", "oracledb", "alembic"}
+)  # fmt: skip
 
 
 def detect_cpu_hotspots(
@@ -29,6 +50,7 @@ def detect_cpu_hotspots(
     *,
     thresholds: Thresholds | None = None,
     rate_hz: float = 100.0,
+    app_packages: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Per endpoint, the application functions whose own CPU (see the module doc) holds at
     least ``cpu_min_share`` of the endpoint's on-CPU samples outside database calls (and
@@ -38,7 +60,7 @@ def detect_cpu_hotspots(
     on_cpu = samples[(samples["state"] == "cpu") & (samples["endpoint"] != "")]
     if on_cpu.empty:
         return []
-    info = stack_table(stacks)
+    info = stack_table(stacks, app_packages)
     on_cpu = on_cpu.join(info, on="stack_id", how="inner")
     on_cpu = on_cpu[~on_cpu["idle"]]
     in_database = on_cpu[on_cpu["cpu_kind"] == "database"].groupby("endpoint")["n_samples"].sum()
@@ -94,4 +116,71 @@ def detect_cpu_hotspots(
                     affected_requests=int(per_endpoint.get(endpoint, 0)),
                 )
             )
+        findings += _library_hotspots(endpoint, rows, total, per_endpoint, t, rate_hz, app_packages)
     return findings
+
+
+def _library_hotspots(
+    endpoint: str,
+    rows: pd.DataFrame,
+    total: float,
+    per_endpoint: pd.Series,
+    t: Thresholds,
+    rate_hz: float,
+    app_packages: frozenset[str],
+) -> list[Finding]:
+    """One endpoint's library CPU by (library, calling application function): those
+    holding at least ``cpu_library_min_share`` of its CPU."""
+    library = rows[(rows["cpu_kind"] == "library") & (rows["library"] != "")]
+    library = library[~library["library"].isin(DATABASE_LIBRARIES)]
+    # an owner that is not application code means no application frame was on the stack
+    called = library["owner"].map(lambda owner: is_application(parse_frame(owner)[1], app_packages))
+    library = library[called]
+    if library.empty:
+        return []
+    n_requests = float(per_endpoint.get(endpoint, 0.0)) or 1.0
+    out = []
+    grouped = library.groupby(["library", "owner"])["n_samples"].sum()
+    for (package, owner), count in grouped.sort_values(ascending=False).items():
+        share = float(count) / total
+        if share < t.cpu_library_min_share or count < t.cpu_min_samples:
+            continue
+        cpu_ms = float(count) / rate_hz * 1000.0
+        per_request = cpu_ms / n_requests
+        rows_of = library[(library["library"] == package) & (library["owner"] == owner)]
+        leaves = rows_of.groupby("leaf")["n_samples"].sum().sort_values(ascending=False)
+        caller = short_owner(owner)
+        out.append(
+            Finding(
+                kind="cpu_hotspot",
+                severity="high" if share >= 0.5 else "medium",
+                endpoint=endpoint,
+                title=f"CPU hot spot: {package} called from {caller} holds {share:.0%} of "
+                "the endpoint's CPU",
+                evidence=[
+                    {
+                        "endpoint": endpoint,
+                        "library": package,
+                        "called_from": owner,
+                        "samples": int(count),
+                        "endpoint_cpu_samples": int(total),
+                        "share_of_endpoint_cpu": round(share, 3),
+                        "cpu_ms_total": round(cpu_ms, 1),
+                        "cpu_ms_per_request": round(per_request, 3),
+                        "requests": int(per_endpoint.get(endpoint, 0)),
+                        "rate_hz": rate_hz,
+                        "top_leaf_frames": {str(k): int(v) for k, v in leaves.head(3).items()},
+                        "saving_basis": "upper bound: all of this library's CPU time per "
+                        "request on this caller's behalf",
+                    }
+                ],
+                estimated_saving_ms=per_request,
+                fix=(
+                    f"{caller} spends this in {package}: call it less (once per request, not "
+                    "per item), on less data, or cache its result; check for a faster mode "
+                    f"of {package} (a C extension, a compiled or cached form)."
+                ),
+                affected_requests=int(per_endpoint.get(endpoint, 0)),
+            )
+        )
+    return out

@@ -72,6 +72,7 @@ def detect_memory_growth(
     requests: pd.DataFrame | None = None,
     *,
     thresholds: Thresholds | None = None,
+    app_packages: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Memory that grows and is never freed: per process, a steady slope of the heap's
     (else RSS's) floor adding ``memory_growth_min_bytes`` over the capture with
@@ -91,7 +92,7 @@ def detect_memory_growth(
     if not leaked.empty:
         leaked_by_endpoint = leaked.groupby("endpoint")["size_bytes"].sum().sort_values()
         if not stacks.empty:
-            info = stack_table(stacks)
+            info = stack_table(stacks, app_packages)
             with_owner = leaked.join(info[["owner"]], on="stack_id", how="left")
             owners = with_owner.groupby("owner")["size_bytes"].sum().sort_values(ascending=False)
     leaked_total = float(leaked["size_bytes"].sum()) if not leaked.empty else 0.0

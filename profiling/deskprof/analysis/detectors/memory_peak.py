@@ -19,6 +19,7 @@ def detect_memory_peaks(
     memory: pd.DataFrame | None = None,
     *,
     thresholds: Thresholds | None = None,
+    app_packages: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Endpoints holding at least ``memory_peak_min_share`` of the high-water mark (and
     ``memory_peak_min_bytes``), with their biggest allocating functions and, when memray
@@ -36,7 +37,7 @@ def detect_memory_peaks(
     peak = allocations[allocations["kind"] == "high_water_mark"]
     if peak.empty:
         return []
-    info = stack_table(stacks)
+    info = stack_table(stacks, app_packages)
     peak = peak.join(info[["owner"]], on="stack_id", how="left")
     total = float(peak["size_bytes"].sum())
     resident = rss_at_peak(memory, peak["pid"].unique())

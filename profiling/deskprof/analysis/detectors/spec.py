@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from deskprof.analysis.finding import Finding
 
 # run options a detector may declare; detect_all fills each from the capture or the call
-OPTIONS = frozenset({"parameters_kept", "rate_hz", "database_url", "notes"})
+OPTIONS = frozenset({"parameters_kept", "rate_hz", "database_url", "notes", "app_packages"})
 
 
 @dataclass(frozen=True)
