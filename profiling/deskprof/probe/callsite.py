@@ -1,9 +1,20 @@
 """Where in the application a SQL statement came from.
 
-The call site is the first stack frame outside SQLAlchemy, deskprof and the standard
-library: for an ORM lazy load that is the line touching the attribute, which is what a
-developer has to change. Each file name is classified once and cached, so the walk costs
-a dictionary lookup per frame.
+The call site is the first stack frame outside SQLAlchemy (and the ORM layers on it),
+deskprof, the template engines and the standard library: for an ORM lazy load that is
+the line touching the attribute, which is what a developer has to change. Each file name
+is classified once and cached, so the walk costs a dictionary lookup per frame.
+
+Two places a plain walk cannot see:
+
+- **Templates.** A lazy load inside a Jinja2 template runs in the template's compiled
+  code, whose frame carries the template (``__jinja_template__`` in its globals): the
+  call site is the template file and the *template's* line (Jinja2's own line map), not
+  ``jinja2/environment.py``.
+- **Async SQLAlchemy.** The ORM runs the statement in a greenlet whose stack ends at
+  the greenlet's start; the coroutine that awaited it is suspended in the parent
+  greenlet. When a greenlet's frames hold no application frame, the walk goes on from
+  where its parent switched away (``parent.gr_frame``): the awaiting coroutine's line.
 """
 
 from __future__ import annotations
@@ -14,6 +25,9 @@ import sysconfig
 from types import FrameType
 
 _SKIP: dict[str, bool] = {}
+# packages whose frames are never the call site: the ORM and its layers, template engines
+_LIBRARIES = ("sqlalchemy", "sqlmodel", "flask_sqlalchemy", "jinja2", "markupsafe", "deskprof")
+_MAX_GREENLETS = 4  # parents walked at most (a greenlet's parent chain is short)
 _THIRD_PARTY = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
 
@@ -49,7 +63,7 @@ def _classify(filename: str) -> bool:
     if filename.startswith("<"):
         return True
     path = os.path.abspath(filename)
-    for name in ("sqlalchemy", "deskprof"):
+    for name in _LIBRARIES:
         prefix = _package_dir(name)
         if prefix and path.startswith(prefix):
             return True
@@ -61,17 +75,59 @@ def _classify(filename: str) -> bool:
     return False
 
 
-def call_site(frame: FrameType | None = None) -> tuple[str, str]:
-    """(``file:line``, function qualname) of the first application frame, or ("", "")."""
-    if frame is None:
-        frame = sys._getframe(1)
+def _walk(frame: FrameType | None) -> tuple[str, str] | None:
     while frame is not None:
         code = frame.f_code
         filename = code.co_filename
         skip = _SKIP.get(filename)
         if skip is None:
             skip = is_skipped(filename)
-        if not skip:
-            return f"{filename}:{frame.f_lineno}", code.co_qualname
+        if not skip or filename == "<template>":
+            template = frame.f_globals.get("__jinja_template__")
+            if template is not None:
+                return _template_site(template, frame.f_lineno)
+            if not skip:
+                return f"{filename}:{frame.f_lineno}", code.co_qualname
         frame = frame.f_back
-    return "", ""
+    return None
+
+
+def _template_site(template: object, lineno: int) -> tuple[str, str]:
+    """A Jinja2 template frame as ``template file:template line``."""
+    name = getattr(template, "name", None) or "<template>"
+    filename = getattr(template, "filename", None) or name
+    try:
+        line = template.get_corresponding_lineno(lineno)  # type: ignore[attr-defined]
+    except Exception:  # an engine version without the map: the compiled line
+        line = lineno
+    return f"{filename}:{line}", f"template {name}"
+
+
+def _parent_frames() -> list[FrameType]:
+    """Where each parent greenlet of the current one switched away, nearest first."""
+    greenlet = sys.modules.get("greenlet")
+    if greenlet is None:
+        return []
+    frames: list[FrameType] = []
+    try:
+        parent = greenlet.getcurrent().parent
+        while parent is not None and len(frames) < _MAX_GREENLETS:
+            if parent.gr_frame is not None:
+                frames.append(parent.gr_frame)
+            parent = parent.parent
+    except Exception:  # never let the probe fail a query
+        return frames
+    return frames
+
+
+def call_site(frame: FrameType | None = None) -> tuple[str, str]:
+    """(``file:line``, function qualname) of the first application frame, or ("", "")."""
+    if frame is None:
+        frame = sys._getframe(1)
+    found = _walk(frame)
+    if found is None:
+        for parent in _parent_frames():
+            found = _walk(parent)
+            if found is not None:
+                break
+    return found or ("", "")
