@@ -33,7 +33,9 @@ from opendesk.seed import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SMALL_SEED = Thresholds(n_plus_one_min_total_ms=2.0, uncached_min_ms=1.0)
+SMALL_SEED = Thresholds(
+    n_plus_one_min_total_ms=2.0, uncached_min_ms=1.0, pagination_min_count_ms=0.02
+)
 SQL_KINDS = {
     "n_plus_one",
     "slow_query",

@@ -64,10 +64,8 @@ def test_repeated_in_request_matches_groupby(seed: int) -> None:
         )
         .reset_index()
     )
-    expected = expected[
-        (expected["repeats"] >= t.n_plus_one_min_repeats)
-        & (expected["total_ns"] >= t.n_plus_one_min_total_ms * 1e6)
-    ].reset_index(drop=True)
+    # every group repeated often enough: the time rules are applied per pattern later
+    expected = expected[expected["repeats"] >= t.n_plus_one_min_repeats].reset_index(drop=True)
     hits = _repeated_in_request(reads, keys, t)
     assert len(expected) > 3  # the case is not vacuous
     pd.testing.assert_frame_equal(

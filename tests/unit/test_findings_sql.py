@@ -90,11 +90,28 @@ def test_n_plus_one_fires_on_repeated_lookup_from_one_call_site():
     assert finding.severity == "high"  # 72 ms of a 200 ms request
 
 
+def test_n_plus_one_repeated_on_most_requests_is_found_however_cheap_each_is():
+    """A lazy load of 9 rows on every page view: no request crosses Sentry's 50 ms, the
+    pattern is on every request; and one slow outlier does not shrink the finding to it."""
+    ids = [f"r{i}" for i in range(40)]
+    rows = per_request(40, [(LAZY, 1.2)] * 9)
+    rows += per_request(1, [(LAZY, 9.0)] * 9)  # r0 once more, slow: 81 ms
+    found = detect_n_plus_one(queries(rows), requests(ids, ms=30.0))
+    assert len(found) == 1
+    evidence = found[0].evidence[0]
+    assert found[0].affected_requests == 40  # every request repeating it, not only r0
+    assert evidence["found_by"] == "sentry" and evidence["requests_over_sentry_threshold"] == 1
+    cheap_only = detect_n_plus_one(queries(per_request(40, [(LAZY, 1.2)] * 9)), requests(ids))
+    assert [f.evidence[0]["found_by"] for f in cheap_only] == ["systematic"]
+    assert cheap_only[0].estimated_saving_ms == pytest.approx(8 * 1.2)
+
+
 def test_n_plus_one_quiet_on_batched_load_and_below_thresholds():
     fixed = per_request(6, [(BATCH, 8.0)])
     assert detect_n_plus_one(queries(fixed), requests([f"r{i}" for i in range(6)])) == []
-    cheap = per_request(6, [(LAZY, 1.0)] * 10)  # 10 repeats but 10 ms < 50 ms
-    assert detect_n_plus_one(queries(cheap), requests([f"r{i}" for i in range(6)])) == []
+    # 10 cheap repeats (10 ms < 50 ms) in 2 of 10 requests: neither Sentry's nor systematic
+    cheap = per_request(2, [(LAZY, 1.0)] * 10)
+    assert detect_n_plus_one(queries(cheap), requests([f"r{i}" for i in range(10)])) == []
     few = per_request(6, [(LAZY, 30.0)] * 4)  # 120 ms but only 4 repeats
     assert detect_n_plus_one(queries(few), requests([f"r{i}" for i in range(6)])) == []
 
@@ -164,6 +181,19 @@ def test_deep_pagination_fires_on_count_every_page_when_values_redacted():
     assert evidence["share_of_pages_with_count"] == 1.0
     assert evidence["depth_known"] is False and "--keep-parameters" in evidence["note"]
     assert found[0].estimated_saving_ms == pytest.approx(4.0)
+
+
+def test_deep_pagination_needs_depth_or_a_count_that_costs_something():
+    """Values redacted, a COUNT on every page of a ten-row table (microseconds): no
+    evidence that depth or size matters; pages 1-5 with values kept are not deep."""
+    rows = per_request(8, [(PAGE, 0.3), (COUNT, 0.05)], parameters='["int","int"]')
+    assert detect_deep_pagination(queries(rows), requests([f"r{i}" for i in range(8)])) == []
+    shallow = [
+        {**row, "parameters": json.dumps([25, 25 * (i % 5)])}
+        for i, row in enumerate(per_request(8, [(PAGE, 5.0), (COUNT, 4.0)]))
+    ]
+    ids = [f"r{i}" for i in range(8)]
+    assert detect_deep_pagination(queries(shallow), requests(ids), parameters_kept=True) == []
 
 
 def test_deep_pagination_quiet_on_keyset_with_cached_count():

@@ -83,7 +83,10 @@ class Thresholds:
 
     # N+1: one fingerprint from one call site, repeated inside one request
     n_plus_one_min_repeats: int = 5
-    n_plus_one_min_total_ms: float = 50.0
+    n_plus_one_min_total_ms: float = 50.0  # Sentry's rule, in one request
+    # ... or repeated in most of the endpoint's requests, however cheap each one is
+    n_plus_one_systematic_share: float = 0.5
+    n_plus_one_systematic_requests: int = 5
     # slow query: fingerprint p95
     slow_query_p95_ms: float = 100.0
     slow_query_min_calls: int = 3
@@ -101,6 +104,9 @@ class Thresholds:
     pagination_min_requests: int = 5
     pagination_count_share: float = 0.8  # pages that also run COUNT(*)
     pagination_deep_offset: int = 500  # rows skipped for a page to count as deep
+    # depth unseen (values redacted): the COUNT must cost this much a page, the sign of a
+    # table big enough to matter (a COUNT of ten rows takes microseconds)
+    pagination_min_count_ms: float = 0.5
     # connection churn
     churn_min_ratio: float = 0.5  # new DBAPI connections per request
     churn_min_requests: int = 5

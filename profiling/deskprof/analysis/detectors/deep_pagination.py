@@ -6,8 +6,11 @@ there: a page query is a SELECT with ``LIMIT`` and ``OFFSET`` that is not a keys
 table in the same request. The page depth (the OFFSET value) is known only when the
 capture kept parameter values (``--keep-parameters``) or the OFFSET is a literal; then
 "latency grows with depth" is tested (Spearman rank correlation of duration and offset).
-With values redacted, the detector fires on the count-on-every-page shape alone and says
-that depth was not seen. (SQLAlchemy's SQLite dialect writes ``OFFSET ?`` even for page
+With values redacted, the detector fires on the count-on-every-page shape only when the
+COUNT costs at least ``pagination_min_count_ms`` a page (evidence of a table large enough
+to matter: a COUNT of a 10-row table takes microseconds), and says that depth was not
+seen. With depth known, pages that never reach ``pagination_deep_offset`` rows are not
+deep, whatever else they do. (SQLAlchemy's SQLite dialect writes ``OFFSET ?`` even for page
 1, so the shape alone cannot tell page 1 from page 50.)
 """
 
@@ -166,7 +169,7 @@ def detect_deep_pagination(
             known = pages[offsets.notna()].assign(offset=offsets.dropna().astype(int))
             max_offset = int(known["offset"].max())
             depth.update(max_offset=max_offset, pages_seen=len(known))
-            if known["offset"].nunique() >= 3:
+            if known["offset"].nunique() >= 3 and known["duration_ns"].nunique() >= 2:
                 from scipy import stats as scipy_stats  # seconds to import: only when needed
 
                 rho, p_value = scipy_stats.spearmanr(known["offset"], known["duration_ns"])
@@ -189,7 +192,7 @@ def detect_deep_pagination(
                 if not kept
                 else "OFFSET value not found in the statement or its parameters"
             )
-            if not counts_every_page:
+            if not counts_every_page or count_ms < t.pagination_min_count_ms:
                 continue
         saving = count_ms * (1.0 if counts_every_page else 0.0) + depth_excess_ms
         median_ms = endpoint_stat(stats, endpoint, "median_ms")
