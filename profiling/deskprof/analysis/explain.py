@@ -552,6 +552,21 @@ _SQLITE_SCAN = re.compile(r"^SCAN (?:TABLE )?(?P<table>\w+)(?: AS (?P<alias>\w+)
 _ORDER_BY = re.compile(r"\border by (.+?)(?:\blimit\b|\boffset\b|$)", re.I | re.S)
 
 
+def split_top_level(text: str) -> list[str]:
+    """``"coalesce(a, b) desc, id"`` → ``["coalesce(a, b) desc", "id"]``: commas inside
+    parentheses do not split."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current.append(char)
+    parts.append("".join(current).strip())
+    return [part for part in parts if part]
+
+
 def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) -> Plan:
     path = url.database
     if not path or path == ":memory:":
@@ -595,9 +610,7 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
             plan.seq_scans.append(
                 SeqScan(
                     table=table,
-                    sort_keys=[k.strip() for k in order.group(1).split(",")]
-                    if order and sorted_in_temp
-                    else [],
+                    sort_keys=split_top_level(order.group(1)) if order and sorted_in_temp else [],
                     limited=" limit " in f" {fingerprint(statement)} ",
                 )
             )

@@ -1,0 +1,124 @@
+"""Verify a suggested index on SQLite: build it on a copy, plan and time the statement again.
+
+PostgreSQL has HypoPG to price an index without building it; SQLite has nothing like it,
+so a suggestion used to go out "assumed half, not verified", and some did not fit (an
+index on ``(a, b)`` for ``ORDER BY coalesce(a, b)`` leaves the plan as it was). Here the
+database file is copied once per analysis (SQLite's online backup, so a live file is
+copied consistently; the original is only read), each candidate is created on the copy,
+and the statement is planned again: a candidate the planner does not use is not
+suggested. When the capture kept parameter values the statement is also run before and
+after (median of a few runs, under the EXPLAIN timeout) and the times are in the
+finding; with values redacted only the plan is checked (running it with NULLs bound
+would time a query that matches nothing).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from deskprof.errors import DeskprofError
+
+MAX_COPY_BYTES = 2 << 30  # larger files are not copied: the suggestion stays unverified
+RUNS = 3
+_NAME = re.compile(r"[^a-z0-9_]+")
+
+
+@dataclass
+class CopyCheck:
+    """What building one candidate on the copy showed."""
+
+    uses_index: bool
+    plan_before: list[str]
+    plan_after: list[str]
+    before_ms: float | None = None  # median of RUNS, with values kept
+    after_ms: float | None = None
+
+
+def index_ddl(table: str, elements: list[str], name: str | None = None) -> str:
+    """``CREATE INDEX [name] ON table (elements)``: SQLite needs a name, the suggestion
+    shown to users (PostgreSQL's style) does not."""
+    named = f"{name} " if name else ""
+    return f"CREATE INDEX {named}ON {table} ({', '.join(elements)})"
+
+
+class SqliteCopy:
+    """A private copy of a SQLite database for trying indexes; ``close()`` deletes it."""
+
+    def __init__(self, path: str | Path, timeout_s: float) -> None:
+        source = Path(path)
+        size = source.stat().st_size
+        if size > MAX_COPY_BYTES:
+            raise DeskprofError(
+                f"{source} is {size / 2**30:.1f} GiB, too large to copy for verifying an "
+                "index; verify the suggestion on a smaller copy"
+            )
+        self.timeout_s = timeout_s
+        self._dir = Path(tempfile.mkdtemp(prefix="deskprof-index-"))
+        self.path = self._dir / "copy.sqlite3"
+        original = sqlite3.connect(f"file:{quote(str(source.resolve()))}?mode=ro", uri=True)
+        try:
+            self.conn = sqlite3.connect(self.path)
+            original.backup(self.conn)
+        except sqlite3.Error as exc:
+            self.close()
+            raise DeskprofError(f"could not copy {source} to verify an index: {exc}") from None
+        finally:
+            original.close()
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _guarded(self) -> None:
+        stop_at = time.monotonic() + self.timeout_s
+        self.conn.set_progress_handler(lambda: int(time.monotonic() > stop_at), 10_000)
+
+    def plan(self, statement: str, args: list[Any]) -> list[str]:
+        self._guarded()
+        rows = self.conn.execute(f"EXPLAIN QUERY PLAN {statement}", args).fetchall()
+        return [str(row[-1]) for row in rows]
+
+    def time_ms(self, statement: str, args: list[Any]) -> float:
+        """Median wall time of RUNS executions, rows fetched."""
+        times = []
+        for _ in range(RUNS):
+            self._guarded()
+            started = time.perf_counter()
+            self.conn.execute(statement, args).fetchall()
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+
+    def check(
+        self, statement: str, args: list[Any], table: str, elements: list[str], timed: bool
+    ) -> CopyCheck:
+        """Plan (and with ``timed``, time) ``statement`` without and with the index
+        ``elements`` on ``table``; the index is dropped again afterwards."""
+        name = "deskprof_try_" + _NAME.sub("_", f"{table}_{'_'.join(elements)}".lower())[:40]
+        try:
+            before = self.plan(statement, args)
+            before_ms = self.time_ms(statement, args) if timed else None
+            self.conn.execute(index_ddl(table, elements, name))
+            try:
+                after = self.plan(statement, args)
+                after_ms = self.time_ms(statement, args) if timed else None
+            finally:
+                self.conn.execute(f"DROP INDEX IF EXISTS {name}")
+        except sqlite3.Error as exc:
+            if "interrupted" in str(exc):
+                raise DeskprofError(
+                    f"verifying the index on a copy stopped after {self.timeout_s:g} s"
+                ) from None
+            raise DeskprofError(f"SQLite rejected the trial index: {exc}") from None
+        uses = any(name in line for line in after)
+        return CopyCheck(uses, before, after, before_ms, after_ms)
