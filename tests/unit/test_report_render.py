@@ -118,5 +118,11 @@ def test_capture_facts_say_how_requests_met_and_samples_were_attributed():
         "100 samples: by task 30%, by handler on the stack 50%, by time window 15%, "
         "not attributed 5%"
     )
+    # idle threads belong to no request: the share is of the on-CPU samples when counted
+    integrity["samples"]["on_cpu"] = {"task": 1, "stack": 2, "time": 0, "none": 1}
+    assert _samples_text(integrity) == (
+        "4 on-CPU samples: by task 25%, by handler on the stack 50%, by time window 0%, "
+        "not attributed 25%"
+    )
     assert _requests_text({}).startswith("not reconciled")
     assert _samples_text({"samples": {"task": 0, "note": "x"}}) == "no CPU samples"

@@ -79,7 +79,9 @@ def cache_key(method: str, python: str) -> str:
         memray_version = version("memray")
     except Exception:
         memray_version = "-"
-    parts = (method, tool, memray_version, os.path.realpath(python), platform.node())
+    # the interpreter as the target's environment names it (a venv's bin/python), not
+    # its resolved binary, which every venv on that Python shares
+    parts = (method, tool, memray_version, os.path.abspath(python), platform.node())
     return "|".join((*parts, platform.release(), _cpu_model()))
 
 
@@ -111,7 +113,8 @@ def prove(method: str, python: str | None = None, *, fresh: bool = False) -> Tri
         if known and time.time() - float(known.get("at", 0)) < CACHE_TTL_S:
             return Trial(known["method"], bool(known["ok"]), known["detail"], known["at"], True)
     trial = run_trial(method, python)
-    _save(key, trial)
+    if trial.ok or "No module named" not in trial.detail:  # a missing module is no verdict
+        _save(key, trial)
     return trial
 
 

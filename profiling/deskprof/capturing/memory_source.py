@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,7 +48,7 @@ from deskprof.errors import DeskprofError, ToolMissing
 from deskprof.probe.bootstrap import launch_env_delta
 from deskprof.probe.config import ENV_DIR, ProbeConfig
 from deskprof.probe.memtrack import NOT_IMPORTABLE
-from deskprof.tools import INSTALL_HINT, require_tool
+from deskprof.tools import INSTALL_HINT, package_version, require_tool
 
 # What benchmarks/capture_overhead.py measured with memray attached to the reference
 # OpenDesk's ticket list (one worker, SQLite small data) vs nothing attached, per mode:
@@ -189,6 +190,13 @@ class MemorySource(Source):
             self.failures.append(str(exc))
             return
         python = _target_python(pids[0])
+        if not has_memray(python):
+            self.failures.append(
+                f"the target's Python ({python}) has no memray: install it there "
+                f"(`{python} -m pip install memray=={package_version('memray')}`), or capture "
+                "without memory (--sources cpu,sql,system)"
+            )
+            return
         trial, trials = first_proven(python, _python_version(python))
         self.trials = [
             {"method": t.method, "ok": t.ok, "detail": t.detail, "cached": t.cached} for t in trials
@@ -309,12 +317,35 @@ INPROCESS_METHOD = "in-process memray.Tracker (deskprof probe)"
 
 
 def _target_python(pid: int) -> str:
-    """The interpreter of ``pid`` (the scratch process of an attach trial runs it)."""
+    """The interpreter of ``pid`` as its environment knows it (the scratch process of an
+    attach trial runs it): the command's own ``.../venv/bin/python``, since ``exe`` is
+    the resolved binary every virtual environment on that Python shares, without the
+    venv's packages (memray among them)."""
     try:
-        exe = psutil.Process(pid).exe()
+        process = psutil.Process(pid)
+        exe = process.exe()
+        argv0 = (process.cmdline() or [""])[0]
+        cwd = process.cwd()
     except psutil.Error:
         return sys.executable
+    if argv0 and "python" in Path(argv0).name:
+        candidate = Path(argv0) if Path(argv0).is_absolute() else Path(cwd) / argv0
+        if candidate.exists():
+            return str(candidate)
     return exe if exe and "python" in Path(exe).name else sys.executable
+
+
+def has_memray(python: str) -> bool:
+    """Whether ``python`` can import memray (its own environment's, not deskprof's)."""
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
+        return True
+    try:
+        done = subprocess.run(
+            [python, "-c", "import memray"], capture_output=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _python_version(python: str) -> tuple[int, int]:

@@ -287,13 +287,16 @@ class CaptureSession:
                 except DeskprofError as exc:
                     self.partial.append(f"{source.name}: {exc}")
                     writer.warn(f"{source.name} did not start: {exc}")
+            # sources can take seconds to start (an attach trial): the window the user
+            # asked for is counted from here, when they all run and the load begins
+            writer.manifest.clock["sources_ready_ns"] = time.time_ns()
             writer.write_manifest()
             if o.workload is not None:
                 self.workload = WorkloadRun(
                     o.workload, o.url, o.duration_s, writer.raw / "workload"
                 )
                 self.workload.start()
-            stop_reason = self._watch(writer, target, started_ns)
+            stop_reason = self._watch(writer, target, writer.manifest.clock["sources_ready_ns"])
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: stop, keep what we have
             elapsed = (time.time_ns() - started_ns) / 1e9
             stop_reason = f"interrupted ({signal_name(exc)}) after {elapsed:.1f}s"
@@ -314,7 +317,8 @@ class CaptureSession:
         )
 
     def _watch(self, writer: BundleWriter, target: Target, started_ns: int) -> str | None:
-        """Wait for the end; return why it ended early, or None."""
+        """Wait for the end (``duration_s`` after ``started_ns``, when the sources were
+        ready); return why it ended early, or None."""
         o = self.options
         deadline = time.monotonic() + o.duration_s
         cap = o.max_disk_mb * 1024 * 1024
@@ -408,10 +412,16 @@ def sample_attribution(writer: BundleWriter) -> dict[str, Any]:
     (``task``), by the handler on the stack (``stack``), by the request on that thread at
     that time (``time``), or not (``none``); the analysis says the same per sample."""
     samples = Capture(writer.path, writer.manifest).samples
-    weights = samples.groupby("attributed_by")["n_samples"].sum()
-    out: dict[str, Any] = {key or "none": int(value) for key, value in weights.items()}
-    for key in ("task", "stack", "time", "none"):
-        out.setdefault(key, 0)
+
+    def by_method(rows: Any) -> dict[str, Any]:
+        weights = rows.groupby("attributed_by")["n_samples"].sum()
+        counts: dict[str, Any] = {key or "none": int(value) for key, value in weights.items()}
+        for key in ("task", "stack", "time", "none"):
+            counts.setdefault(key, 0)
+        return counts
+
+    out = by_method(samples)
+    out["on_cpu"] = by_method(samples[samples["state"] == "cpu"])
     out["note"] = (
         "attributed_by per sample: task > stack > time (see deskprof.analysis.attribution)"
     )

@@ -86,14 +86,27 @@ def python_workers(pid: int) -> list[int]:
     return workers or [pid]
 
 
+def _has_descendant_in(process: psutil.Process, pids: set[int]) -> bool:
+    try:
+        return any(child.pid in pids for child in process.children(recursive=True))
+    except psutil.Error:
+        return False
+
+
 def serving_processes(pid: int, port: int | None) -> list[int]:
     """The processes that answer requests for ``pid``: its descendants listening on
-    ``port``, else ``pid`` when it listens, else its Python children (or itself)."""
+    ``port``, else ``pid`` when it listens, else its Python children (or itself).
+
+    A listener with listening descendants of its own is a supervisor (a launcher such
+    as ``mlflow server`` starting ``uvicorn --workers``, whose supervisor holds the
+    socket it hands to its workers): its workers serve, it does not."""
     proc = check_pid(pid)
     if port is not None:
-        listening = [p.pid for p in proc.children(recursive=True) if _listens(p, port)]
-        if listening:
-            return sorted(listening)
+        listeners = [p for p in proc.children(recursive=True) if _listens(p, port)]
+        pids = {p.pid for p in listeners}
+        serving = [p.pid for p in listeners if not _has_descendant_in(p, pids)]
+        if serving:
+            return sorted(serving)
         if _listens(proc, port):
             return [pid]
     return python_workers(pid)

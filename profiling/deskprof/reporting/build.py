@@ -70,18 +70,26 @@ def _requests_text(integrity: dict[str, Any]) -> str:
 
 
 def _samples_text(integrity: dict[str, Any]) -> str:
-    """How the CPU samples found their request: by the task that ran, the handler on the
-    stack, the request on the thread at the time, or not at all."""
+    """How the on-CPU samples found their request: by the task that ran, the handler on
+    the stack, the request on the thread at the time, or not at all (idle threads are
+    not counted: they belong to no request)."""
     samples = integrity.get("samples")
     if not samples:
         return "no CPU samples"
+    on_cpu = samples.get("on_cpu")
+    if isinstance(on_cpu, dict):
+        return _attribution_shares(on_cpu, "on-CPU samples")
+    return _attribution_shares(samples, "samples")
+
+
+def _attribution_shares(samples: dict[str, Any], what: str) -> str:
     labels = {"task": "by task", "stack": "by handler on the stack", "time": "by time window"}
     counts = {key: int(samples.get(key, 0)) for key in (*labels, "none")}
     total = sum(counts.values())
     if not total:
         return "no CPU samples"
     parts = [f"{labels.get(key, 'not attributed')} {n / total:.0%}" for key, n in counts.items()]
-    return f"{total:,} samples: " + ", ".join(parts)
+    return f"{total:,} {what}: " + ", ".join(parts)
 
 
 def _revision(target: dict[str, Any]) -> str:
@@ -103,10 +111,12 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
             if workload.get("mode") == "open"
             else f", closed loop, {workload.get('users')} users"
         )
+    sources = options.get("sources", [])
+    opendesk = bool(target.get("opendesk_fixes")) or "opendesk" in str(target.get("command"))
     facts = [
         ("status", m.status),
         ("target", f"{target.get('url', options.get('url', '?'))}"),
-        ("OPENDESK_FIXES", target.get("opendesk_fixes") or "none"),
+        *([("OPENDESK_FIXES", target.get("opendesk_fixes") or "none")] if opendesk else []),
         ("command", target.get("command") or f"attached to PIDs {target.get('pids')}"),
         ("target revision", _revision(target)),
         (
@@ -115,9 +125,17 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
         ),
         ("window", f"{_utc(m.start_ns)}, {m.duration_s or 0:.1f} s"),
         ("workload", load),
-        ("sources", ", ".join(options.get("sources", []))),
-        ("CPU sampling", f"py-spy at {options.get('cpu_rate_hz', '?')} Hz"),
-        ("memory mode", f"memray {options.get('memory_mode', '?')}"),
+        ("sources", ", ".join(sources)),
+        *(
+            [("CPU sampling", f"py-spy at {options.get('cpu_rate_hz', '?')} Hz")]
+            if "cpu" in sources
+            else []
+        ),
+        *(
+            [("memory mode", f"memray {options.get('memory_mode', '?')}")]
+            if "memory" in sources
+            else []
+        ),
         ("rows", ", ".join(f"{k} {v:,}" for k, v in sorted(m.counts.items()))),
         ("requests", _requests_text(m.integrity or {})),
         ("CPU attribution", _samples_text(m.integrity or {})),

@@ -124,7 +124,11 @@ def _record(request_type, name, response_time, response_length, exception=None, 
 
 
 @events.quitting.add_listener
+@events.quit.add_listener
 def _flush(**_kwargs) -> None:
+    """Write what is buffered: at ``quitting``, and again at ``quit``, which Locust fires
+    after its runner stopped the users, so the requests that were still in flight when
+    the capture stopped (answered during the stop timeout) are recorded too."""
     if _rows:
         with open(OUT, "a", encoding="utf-8") as out:
             out.write("\n".join(_rows) + "\n")
