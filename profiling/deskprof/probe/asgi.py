@@ -14,13 +14,15 @@ straight to the app.
 
 from __future__ import annotations
 
+import asyncio
+
 import threading
 import time
 from typing import Any
 
 from deskprof.probe.context import REQUEST, RequestInfo, request_id_from
 from deskprof.probe.recorder import Recorder
-from deskprof.probe.slices import Sliced, relative_us
+from deskprof.probe.slices import Sliced, relative_us, slice_child_tasks
 
 SCOPE_KEY = "deskprof.probe"  # set on the scope by the outermost probe middleware
 # One HTTP request, one record: nested ASGI layers see SCOPE_KEY; a WSGI app mounted inside
@@ -106,6 +108,10 @@ class ProbeASGIMiddleware:
             if final:
                 info.end_ns = time.time_ns()
 
+        try:
+            slice_child_tasks(asyncio.get_running_loop(), REQUEST)
+        except Exception as exc:  # a loop that refuses a task factory: outer slices only
+            recorder.error(exc, "ASGI task slicing")
         token = REQUEST.set(info)
         try:
             await Sliced(self.app(scope, receive, send_and_watch), info.slices)

@@ -6,6 +6,13 @@ the request's coroutine through :class:`Sliced`, which notes each step (from bei
 resumed to its next suspension) as a ``[start, end]`` slice of wall-clock time on this
 thread. The analysis puts a CPU sample in the request whose slice holds it.
 
+Tasks the request starts are the request's too: Starlette's ``BaseHTTPMiddleware``
+(``@app.middleware("http")``) runs the endpoint in a child task, and so do task groups
+and ``asyncio.gather``. :func:`slice_child_tasks` puts a task factory on the event loop
+(chaining any the loop had) that drives every task created inside a request's context
+through :class:`Sliced` into the same list; steps on one loop thread never overlap, so
+the list stays in time order.
+
 Cost: two ``time.time_ns()`` and a list append per step that suspends; steps a few
 microseconds apart are merged, and a request keeps at most ``MAX_SLICES`` slices (the
 rest are merged into the last one, which only coarsens it).
@@ -13,6 +20,8 @@ rest are merged into the last one, which only coarsens it).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
 from collections.abc import Coroutine, Generator
 from typing import Any
@@ -66,3 +75,29 @@ def relative_us(slices: list[int], origin_ns: int) -> list[int]:
     """The slices as microseconds after ``origin_ns`` (the request's start): small
     integers in the record instead of epoch nanoseconds."""
     return [(ns - origin_ns) // 1000 for ns in slices]
+
+
+async def _sliced_task(coroutine: Coroutine[Any, Any, Any], slices: list[int]) -> Any:
+    return await Sliced(coroutine, slices)
+
+
+def slice_child_tasks(
+    loop: asyncio.AbstractEventLoop, current: contextvars.ContextVar[Any]
+) -> None:
+    """Once per loop: tasks created while ``current`` holds a request (its ``slices``
+    list) note their steps into that request's slices."""
+    if getattr(loop, "_deskprof_slicing", False):
+        return
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future:
+        info = current.get(None)
+        slices = getattr(info, "slices", None)
+        if slices is not None and asyncio.iscoroutine(coro):
+            coro = _sliced_task(coro, slices)
+        if previous is not None:
+            return previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    loop._deskprof_slicing = True  # type: ignore[attr-defined]
