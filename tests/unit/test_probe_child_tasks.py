@@ -46,6 +46,6 @@ def test_the_endpoint_task_under_base_http_middleware_is_in_the_request_slices(t
     for record in requests:
         slices = record["task_slices_us"]
         assert slices == sorted(slices), "slices in time order"
-        covered_us = sum(end - start for start, end in zip(slices[::2], slices[1::2]))
+        covered_us = sum(end - start for start, end in zip(slices[::2], slices[1::2], strict=True))
         # the endpoint's 30 ms busy step runs in the child task: it must be covered
         assert covered_us >= BUSY_S * 1e6 * 0.9, (covered_us, slices)

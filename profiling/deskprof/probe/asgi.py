@@ -15,7 +15,6 @@ straight to the app.
 from __future__ import annotations
 
 import asyncio
-
 import threading
 import time
 from typing import Any
