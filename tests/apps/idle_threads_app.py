@@ -53,6 +53,6 @@ for name, target in IDLE_THREADS.items():
 @app.get("/work")
 def work() -> dict[str, int]:
     total = 0
-    for i in range(60_000):
+    for i in range(200_000):
         total += i * i % 7
     return {"total": total}

@@ -33,7 +33,7 @@ def test_threads_idle_in_c_calls_are_not_on_cpu(tmp_path: Path) -> None:
     launch = f"{sys.executable} -m uvicorn tests.apps.idle_threads_app:app --port {port}"
     proc = subprocess.run(
         [*DESKPROF, "capture", "--url", f"http://127.0.0.1:{port}", "--launch", launch,
-         "--sources", "cpu", "--duration", "5", "--users", "2", "--out", str(bundle),
+         "--sources", "cpu", "--duration", "5", "--users", "1", "--out", str(bundle),
          "--workload", str(ROOT / "tests" / "workloads" / "work.py")],
         capture_output=True, text=True, timeout=180, env=env, cwd=ROOT,
     )  # fmt: skip
@@ -56,5 +56,6 @@ def test_threads_idle_in_c_calls_are_not_on_cpu(tmp_path: Path) -> None:
 
     handler = samples[samples["stack_id"].map(lambda s: any("work (" in f for f in frames[s]))]
     busy = handler.loc[handler["state"] == "cpu", "n_samples"].sum() / handler["n_samples"].sum()
-    # two handler threads and the event loop share one GIL: waiting for it is not on CPU
-    assert handler["n_samples"].sum() > 50 and busy > 0.7, f"handler on CPU {busy:.0%}"
+    # one user: one handler thread at a time (two would wait on each other's GIL, which
+    # is rightly not on CPU); runnable time on a crowded host still counts as active
+    assert handler["n_samples"].sum() > 50 and busy > 0.75, f"handler on CPU {busy:.0%}"

@@ -90,10 +90,12 @@ def _runs(*rows):
 
 
 def _series(*rows):
-    """Kernel readings ``(native tid, ms, active ms so far)`` on pid 7."""
+    """Kernel readings ``(native tid, ms, active ms so far[, on-CPU ms so far])`` on pid
+    7; on-CPU defaults to all of the active time."""
     return pd.DataFrame(
-        [{"pid": 7, "native_thread_id": t, "ts_ns": ms * 10**6, "cpu_ns": c * 10**6}
-         for t, ms, c in rows]
+        [{"pid": 7, "native_thread_id": r[0], "ts_ns": r[1] * 10**6,
+          "active_ns": r[2] * 10**6, "cpu_ns": (r[3] if len(r) > 3 else r[2]) * 10**6}
+         for r in rows]
     )  # fmt: skip
 
 
@@ -109,6 +111,30 @@ def test_the_kernel_decides_a_thread_idle_in_c_is_waiting():
     assert list(out["state"]) == ["cpu", "wait", "wait", "cpu"]
     assert list(out["state_from"]) == ["os", "os", "os", "leaf"]
     assert out["active_share"].round(3).tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert out.loc[0, "cpu_ns"] == 100 * 10**6 and out.loc[1, "cpu_ns"] == 0
+
+
+def test_on_a_crowded_host_cpu_time_is_what_the_thread_ran_not_its_samples():
+    """Busy the whole run, but on a CPU a third of it (runnable the rest): it is on-CPU
+    work for the flame graph, and a third of its samples' worth of CPU time."""
+    from deskprof.analysis.cpu_time import cpu_weight
+
+    samples = _runs((1, 0, 300, "cpu"), (2, 0, 300, "cpu"))
+    series = _series((1, 0, 0, 0), (1, 300, 300, 100))
+    out = apply_os_state(samples, series)
+    assert list(out["state"]) == ["cpu", "cpu"]
+    assert out.loc[0, "cpu_ns"] == 100 * 10**6
+    assert cpu_weight(out).tolist() == pytest.approx([10.0, 30.0])  # leaf-decided: all 30
+
+
+def test_a_short_burst_gets_its_intervals_cpu_not_a_share_of_its_run():
+    """A 5 ms handler step seen by one sample (a 10 ms run), the next sample idle, one
+    20 ms reading around both: the 5 ms are the busy run's, none the idle run's."""
+    samples = _runs((1, 0, 10, "cpu"), (1, 10, 20, "wait"))
+    series = _series((1, 0, 0), (1, 20, 5))
+    out = apply_os_state(samples, series)
+    assert list(out["state"]) == ["cpu", "wait"]
+    assert out["cpu_ns"].tolist() == [5 * 10**6, 0]
 
 
 def test_active_share_uses_the_covered_part_of_a_run_and_interpolates():
@@ -124,7 +150,7 @@ def test_active_share_uses_the_covered_part_of_a_run_and_interpolates():
 def test_sampler_keeps_steps_not_every_idle_reading(monkeypatch):
     import deskprof.capturing.thread_cpu as module
 
-    readings = iter([{5: 100}, {5: 100}, {5: 100}, {5: 400}, {5: 400}])
+    readings = iter([{5: (100, 0)}, {5: (100, 0)}, {5: (100, 0)}, {5: (400, 5)}, {5: (400, 5)}])
     monkeypatch.setattr(module, "read_thread_cpu_ns", lambda pid: next(readings))
     sampler = ThreadCpuSampler()
     sampler.add(7)

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from deskprof.analysis.cpu_time import cpu_weight
+
 if TYPE_CHECKING:
     from deskprof.bundle.reader import Capture
 
@@ -109,7 +111,9 @@ def summarise_endpoints(
     )
     seconds = samples["n_samples"].to_numpy(dtype=np.float64) * interval_s
     on_cpu = samples["state"].to_numpy() == "cpu"
-    cpu = pd.Series(np.where(on_cpu, seconds, 0.0)).groupby(samples["endpoint"].to_numpy()).sum()
+    # CPU time is what the kernel says the thread ran, not the samples that wanted a CPU
+    cpu_seconds = cpu_weight(samples, cpu_rate_hz) * interval_s
+    cpu = pd.Series(cpu_seconds).groupby(samples["endpoint"].to_numpy()).sum()
     wait = pd.Series(np.where(on_cpu, 0.0, seconds)).groupby(samples["endpoint"].to_numpy()).sum()
     db_ms = (queries["duration_ns"] / 1e6).groupby(queries["endpoint"], sort=False).sum()
     n_queries = queries.groupby("endpoint", sort=False).size()

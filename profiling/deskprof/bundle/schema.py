@@ -109,6 +109,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
             "counters; 0 where state_from is leaf)",
         ),
         (
+            "cpu_ns",
+            "int64",
+            "CPU time the kernel counted for the thread, shared among its on-CPU runs "
+            "(0 where state_from is leaf: there n_samples / rate is the estimate)",
+        ),
+        (
             "state_from",
             "string",
             "os: the kernel's per-thread CPU time decided state; leaf: the innermost "

@@ -11,9 +11,9 @@ On-CPU vs waiting is the kernel's word where it has one: py-spy runs with ``--th
 which puts the native thread id in a root pseudo-frame (``thread (1234): name``, taken
 off the stack here), and :mod:`deskprof.capturing.thread_cpu` reads that thread's CPU
 counter through the window; a run is ``cpu`` when its thread was on a CPU or runnable
-(waiting for one) for at least a quarter of it and its leaf is not a known blocking call
-(:func:`apply_os_state`; a thread idle in C is active well under 2% of the time, a busy
-one that also waits for the GIL or sits at a reading's edge often under half). py-spy's
+(waiting for one) for at least 5% of it and its leaf is not a known blocking call
+(:func:`apply_os_state`; a thread idle in C is active well under 2% of the time, and a
+short burst inside a sampling period and a 20 ms reading often well under half). py-spy's
 record formats do not carry its own per-sample "active" flag. Where the kernel gave no
 reading (not Linux, a thread that came and went between readings), the innermost
 *Python* frame decides: ``wait`` when it is a known blocking call (``WAIT_LEAVES``),
@@ -91,7 +91,7 @@ def classify(function: str, filename: str) -> str:
 
 
 THREAD_FRAME = re.compile(r"thread \((\d+)\)(?:: (.*))?$")
-ACTIVE_SHARE_ON = 0.25  # a run is on CPU when its thread was active for at least this share
+ACTIVE_SHARE_ON = 0.05  # a run is on CPU when its thread was active for at least this share
 
 
 def _thread_frame(event: dict) -> tuple[int, str] | None:
@@ -160,6 +160,7 @@ def parse_chrometrace(
                     stacks.intern(tuple(label for label, _, _ in frames)),
                     classify(frames[-1][1], frames[-1][2]),
                     0.0,
+                    0,
                     "leaf",
                 )
             )
@@ -185,6 +186,7 @@ def parse_chrometrace(
             "native_thread_id": "int64",
             "stack_id": "int64",
             "active_share": "float64",
+            "cpu_ns": "int64",
         }
     )
 
@@ -284,19 +286,25 @@ class CpuRecorder:
 
 
 def apply_os_state(samples: pd.DataFrame, series: pd.DataFrame) -> pd.DataFrame:
-    """``samples`` with ``active_share`` and ``state`` from the kernel's per-thread CPU
-    counters (``series``, :class:`~deskprof.capturing.thread_cpu.ThreadCpuSampler`) where
-    they cover a run, ``state_from="os"`` there; the leaf-frame state elsewhere.
+    """``samples`` with ``active_share``, ``cpu_ns`` and ``state`` from the kernel's
+    per-thread counters (``series``, :class:`~deskprof.capturing.thread_cpu.ThreadCpuSampler`)
+    where they cover a run, ``state_from="os"`` there; the leaf-frame state elsewhere.
 
-    A known blocking leaf stays ``wait`` even on a busy thread: the share is of the whole
-    run, and a run of ``select`` on a thread that ran between its waits is still waiting."""
-    from deskprof.capturing.thread_cpu import active_shares
+    ``state`` says whether the thread wanted a CPU (on one or runnable): the flame
+    graph's shape. ``cpu_ns`` is the CPU time the kernel counted for the thread, shared
+    among its on-CPU runs (:func:`~deskprof.capturing.thread_cpu.allocate_cpu_ns`): on
+    a crowded host a busy thread waits in the run queue, so CPU *time* (per endpoint,
+    per hot spot) is that, not the samples. A known blocking leaf stays
+    ``wait`` even on a busy thread: the share is of the whole run, and a run of
+    ``select`` on a thread that ran between its waits is still waiting."""
+    from deskprof.capturing.thread_cpu import active_shares, allocate_cpu_ns
 
-    out = samples.copy()
-    shares = active_shares(out, series)
-    known = ~np.isnan(shares)
-    out["active_share"] = np.where(known, shares, 0.0)
-    running = known & (shares >= ACTIVE_SHARE_ON) & (out["state"].to_numpy() == "cpu")
+    out = samples.reset_index(drop=True).copy()
+    active = active_shares(out, series, "active_ns")
+    known = ~np.isnan(active)
+    out["active_share"] = np.where(known, active, 0.0)
+    running = known & (active >= ACTIVE_SHARE_ON) & (out["state"].to_numpy() == "cpu")
     out["state"] = np.where(known, np.where(running, "cpu", "wait"), out["state"].to_numpy())
     out["state_from"] = np.where(known, "os", "leaf")
+    out["cpu_ns"] = allocate_cpu_ns(out, series, running).round().astype(np.int64)
     return out

@@ -40,13 +40,13 @@ def available() -> bool:
     return (PROC / "self" / "schedstat").exists()
 
 
-def read_thread_cpu_ns(pid: int) -> dict[int, int]:
-    """``{native thread id: active ns so far}`` for ``pid``'s threads: time on a CPU
-    plus time runnable and waiting for one (schedstat's first two fields), so a busy
-    thread on a crowded host still counts as busy, as py-spy's own idle test (thread
-    state R) has it. Empty when the process is gone or unreadable (a thread that ends
-    between listing and reading is left out)."""
-    out: dict[int, int] = {}
+def read_thread_cpu_ns(pid: int) -> dict[int, tuple[int, int]]:
+    """``{native thread id: (ns on a CPU, ns runnable waiting for one)}`` so far for
+    ``pid``'s threads (schedstat's first two fields). On CPU plus runnable is "active"
+    (a busy thread on a crowded host is still busy, as py-spy's own idle test, thread
+    state R, has it); on CPU alone is the CPU time it cost. Empty when the process is
+    gone or unreadable (a thread that ends between listing and reading is left out)."""
+    out: dict[int, tuple[int, int]] = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
@@ -55,7 +55,7 @@ def read_thread_cpu_ns(pid: int) -> dict[int, int]:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as handle:
                 fields = handle.read().split()
-                out[int(tid)] = int(fields[0]) + int(fields[1])
+                out[int(tid)] = (int(fields[0]), int(fields[1]))
         except (OSError, ValueError, IndexError):
             continue
     return out
@@ -71,9 +71,10 @@ class ThreadCpuSampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._columns = {name: array("q") for name in ("pid", "tid", "ts_ns", "cpu_ns")}
+        names = ("pid", "tid", "ts_ns", "cpu_ns", "runnable_ns")
+        self._columns = {name: array("q") for name in names}
         # per (pid, tid): last reading seen, and whether it was kept
-        self._last: dict[tuple[int, int], tuple[int, int, bool]] = {}
+        self._last: dict[tuple[int, int], tuple[int, tuple[int, int], bool]] = {}
         self._last_kept_ns: dict[tuple[int, int], int] = {}
         self.reads = 0
         self.own_cpu_s = 0.0  # this sampler thread's own CPU time
@@ -99,8 +100,8 @@ class ThreadCpuSampler:
             self.own_cpu_s = time.thread_time()
             self._stop.wait(self.interval_s)
 
-    def _keep(self, key: tuple[int, int], ts_ns: int, cpu_ns: int) -> None:
-        for name, value in zip(self._columns, (*key, ts_ns, cpu_ns), strict=True):
+    def _keep(self, key: tuple[int, int], ts_ns: int, counters: tuple[int, int]) -> None:
+        for name, value in zip(self._columns, (*key, ts_ns, *counters), strict=True):
             self._columns[name].append(value)
         self._last_kept_ns[key] = ts_ns
 
@@ -111,38 +112,44 @@ class ThreadCpuSampler:
             ts_ns = time.time_ns()
             counters = read_thread_cpu_ns(pid)
             self.reads += len(counters)
-            for tid, cpu_ns in counters.items():
+            for tid, reading in counters.items():
                 key = (pid, tid)
                 last = self._last.get(key)
-                if last is None or cpu_ns != last[1]:
+                if last is None or reading != last[1]:
                     if last is not None and not last[2]:
                         self._keep(key, last[0], last[1])  # the step began after this one
-                    self._keep(key, ts_ns, cpu_ns)
+                    self._keep(key, ts_ns, reading)
                     kept = True
                 elif ts_ns - self._last_kept_ns.get(key, 0) >= KEEPALIVE_NS:
-                    self._keep(key, ts_ns, cpu_ns)
+                    self._keep(key, ts_ns, reading)
                     kept = True
                 else:
                     kept = False
-                self._last[key] = (ts_ns, cpu_ns, kept)
+                self._last[key] = (ts_ns, reading, kept)
 
     def series(self) -> pd.DataFrame:
-        """Kept readings: ``pid``, ``native_thread_id``, ``ts_ns``, ``cpu_ns``
-        (cumulative), sorted by thread and time."""
+        """Kept readings: ``pid``, ``native_thread_id``, ``ts_ns``, ``cpu_ns`` (on a
+        CPU) and ``active_ns`` (on a CPU or runnable), cumulative, sorted by thread and
+        time."""
+        cpu = np.frombuffer(self._columns["cpu_ns"], dtype=np.int64)
         frame = pd.DataFrame(
             {
                 "pid": np.frombuffer(self._columns["pid"], dtype=np.int64),
                 "native_thread_id": np.frombuffer(self._columns["tid"], dtype=np.int64),
                 "ts_ns": np.frombuffer(self._columns["ts_ns"], dtype=np.int64),
-                "cpu_ns": np.frombuffer(self._columns["cpu_ns"], dtype=np.int64),
+                "cpu_ns": cpu,
+                "active_ns": cpu + np.frombuffer(self._columns["runnable_ns"], dtype=np.int64),
             }
         )
         return frame.sort_values(["pid", "native_thread_id", "ts_ns"], ignore_index=True)
 
 
-def active_shares(samples: pd.DataFrame, series: pd.DataFrame) -> np.ndarray:
+def active_shares(
+    samples: pd.DataFrame, series: pd.DataFrame, counter: str = "active_ns"
+) -> np.ndarray:
     """For each run of ``samples`` (``pid``, ``native_thread_id``, ``ts_ns``,
-    ``end_ns``): the share of its wall time its thread was on a CPU or runnable, from the
+    ``end_ns``): the share of its wall time its thread was on a CPU or runnable
+    (``counter="cpu_ns"``: on a CPU only), from the
     thread's counter interpolated at both ends of the part of the run its readings
     cover; NaN where the thread has fewer than two readings or none cover the run
     (decided by leaf frames instead)."""
@@ -150,7 +157,7 @@ def active_shares(samples: pd.DataFrame, series: pd.DataFrame) -> np.ndarray:
     if samples.empty or series.empty:
         return shares
     by_thread = {
-        key: (group["ts_ns"].to_numpy(), group["cpu_ns"].to_numpy())
+        key: (group["ts_ns"].to_numpy(), group[counter].to_numpy())
         for key, group in series.groupby(["pid", "native_thread_id"], sort=False)
     }
     keyed = samples[["pid", "native_thread_id"]].reset_index(drop=True)
@@ -170,3 +177,44 @@ def active_shares(samples: pd.DataFrame, series: pd.DataFrame) -> np.ndarray:
         share = np.clip(used / np.maximum(end - start, 1), 0.0, 1.0)
         shares[index] = np.where(covered, share, np.nan)
     return shares
+
+
+def allocate_cpu_ns(samples: pd.DataFrame, series: pd.DataFrame, on_cpu: np.ndarray) -> np.ndarray:
+    """CPU nanoseconds per run: each reading interval's rise of the thread's on-CPU
+    counter shared among that thread's ``on_cpu`` runs by how much of the interval each
+    covers. A run's own wall-time share would undercount a short burst (a 5 ms handler
+    step inside a 10 ms sampling period, inside a 20 ms reading): the burst's neighbour
+    runs are waits and take no CPU, so the interval's CPU is the busy run's. 0 for runs
+    not ``on_cpu`` or no reading covers."""
+    out = np.zeros(len(samples))
+    if samples.empty or series.empty or not on_cpu.any():
+        return out
+    readings = {
+        key: (group["ts_ns"].to_numpy(), group["cpu_ns"].to_numpy())
+        for key, group in series.groupby(["pid", "native_thread_id"], sort=False)
+    }
+    chosen = samples[on_cpu].reset_index()
+    for key, runs in chosen.groupby(["pid", "native_thread_id"], sort=False):
+        found = readings.get(key)
+        if found is None or len(found[0]) < 2:
+            continue
+        times, counters = found
+        deltas = np.diff(counters).astype(np.float64)
+        starts, ends = runs["ts_ns"].to_numpy(), runs["end_ns"].to_numpy()
+        first = np.clip(np.searchsorted(times, starts, "right") - 1, 0, len(deltas) - 1)
+        last = np.clip(np.searchsorted(times, ends, "left") - 1, 0, len(deltas) - 1)
+        pairs = []  # (run position, interval, overlap ns)
+        for position, (a, b, lo, hi) in enumerate(zip(starts, ends, first, last, strict=True)):
+            for interval in range(lo, hi + 1):
+                overlap = min(b, times[interval + 1]) - max(a, times[interval])
+                if overlap > 0:
+                    pairs.append((position, interval, overlap))
+        if not pairs:
+            continue
+        position, interval, overlap = (np.asarray(column) for column in zip(*pairs, strict=True))
+        covered = np.bincount(interval, weights=overlap, minlength=len(deltas))
+        share = overlap / covered[interval]
+        per_run = np.bincount(position, weights=share * deltas[interval], minlength=len(runs))
+        # one thread runs on one CPU at a time: never more than the run's wall time
+        out[runs["index"].to_numpy()] = np.minimum(per_run, ends - starts)
+    return out

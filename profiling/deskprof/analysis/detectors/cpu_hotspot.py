@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from deskprof.analysis.cpu_time import cpu_weight
 from deskprof.analysis.finding import Finding, Thresholds
 from deskprof.analysis.stackframes import (
     is_application,
@@ -60,6 +61,8 @@ def detect_cpu_hotspots(
     on_cpu = samples[(samples["state"] == "cpu") & (samples["endpoint"] != "")]
     if on_cpu.empty:
         return []
+    # CPU time, not samples that wanted a CPU: weighted by the kernel's on-CPU share
+    on_cpu = on_cpu.assign(n_samples=cpu_weight(on_cpu, rate_hz))
     info = stack_table(stacks, app_packages)
     on_cpu = on_cpu.join(info, on="stack_id", how="inner")
     on_cpu = on_cpu[~on_cpu["idle"]]
