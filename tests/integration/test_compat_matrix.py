@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from deskprof.analysis.findings import Thresholds, detect_all
 from deskprof.bundle.reader import open_capture
 from opendesk.redis_server import free_port
 from tests.apps.models import N_ITEMS
@@ -178,17 +177,41 @@ def test_cell(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None
     assert (on_handler["endpoint"] == list_endpoint).mean() >= 0.9, on_handler[
         "endpoint"
     ].value_counts()
-    # 5. findings run (the CLI, as users do), and see the N+1 every app has on its list:
-    # six fast lookups stay under the 50 ms a request Sentry's rule asks for, so the check
-    # lowers that floor; the pattern (one statement, one call site, in one request) is
-    # what must be recognised on every stack
+    # 5. findings run (the CLI, as users do, default thresholds) and see the N+1 every
+    # app has on its list: six fast lookups on every list request, under Sentry's 50 ms
+    # a request, found because the pattern is on most of the endpoint's requests; its
+    # call site is the app's own line, async SQLAlchemy included
     findings = subprocess.run(
         [*DESKPROF, "findings", str(bundle), "--format", "json"],
         capture_output=True, text=True, timeout=240, env=env,
     )  # fmt: skip
     assert findings.returncode == 0, findings.stderr
-    assert isinstance(json.loads(findings.stdout)["findings"], list)
-    found = detect_all(capture, thresholds=Thresholds(n_plus_one_min_total_ms=0))
-    n_plus_one = [f for f in found if f.kind == "n_plus_one" and f.endpoint == list_endpoint]
-    assert n_plus_one, [(f.kind, f.endpoint) for f in found]
-    assert n_plus_one[0].evidence[0]["repeats_per_request_median"] == N_ITEMS
+    found = json.loads(findings.stdout)["findings"]
+    n_plus_one = [f for f in found if f["kind"] == "n_plus_one" and f["endpoint"] == list_endpoint]
+    assert n_plus_one, [(f["kind"], f["endpoint"]) for f in found]
+    site = n_plus_one[0]["evidence"][0]["call_site"]
+    assert "tests/apps/" in site, f"call site {site!r} is not the app's line"
+    _record(name, joined, requests, served, inside, on_handler, said, found)
+    assert n_plus_one[0]["evidence"][0]["repeats_per_request_median"] == N_ITEMS
+
+
+def _record(name, joined, requests, served, inside, on_handler, said, found) -> None:
+    """test-artifacts/compat_matrix.json: each cell's counts from its last run (the
+    README's matrix and the closing notes quote them)."""
+    file = ROOT / "test-artifacts" / "compat_matrix.json"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cells = json.loads(file.read_text())
+    except (OSError, ValueError):
+        cells = {}
+    cells[name] = {
+        "client_answered": joined["workload_answered"],
+        "matched": joined["matched"],
+        "probe_requests": len(requests),
+        "with_route": f"{(served['route'] != '').mean():.0%}",
+        "queries_in_requests": f"{inside:.0%}",
+        "handler_samples": int(on_handler["n_samples"].sum()),
+        "samples_by_task": said["task"],
+        "findings": len(found),
+    }
+    file.write_text(json.dumps(cells, indent=2, sort_keys=True) + "\n")

@@ -133,6 +133,19 @@ def test_slow_query_by_p95():
     assert detect_slow_queries(queries(fast), requests([f"r{i}" for i in range(5)])) == []
 
 
+def test_a_query_slow_only_while_the_server_warms_up_is_named_so_and_low():
+    statement = "SELECT * FROM runs WHERE experiment_id = ?"
+    rows = per_request(40, [(statement, 2.0)])
+    for row in rows[:3]:  # the first three requests, while the server warmed up
+        row["duration_ns"] = 300 * MS
+    found = detect_slow_queries(queries(rows), requests([f"r{i}" for i in range(40)]))
+    assert [(f.kind, f.severity) for f in found] == [("slow_query", "low")]
+    assert "warm-up" in found[0].title and found[0].evidence[0]["warmup_only_s"] == 7.8
+    rows[30]["duration_ns"] = 300 * MS  # slow again later: a real slow query
+    found = detect_slow_queries(queries(rows), requests([f"r{i}" for i in range(40)]))
+    assert "warm-up" not in found[0].title
+
+
 REPORT = "SELECT count(*) AS count_1 FROM tickets WHERE tickets.status = ? AND created_at >= ?"
 
 

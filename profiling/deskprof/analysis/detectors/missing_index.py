@@ -228,7 +228,9 @@ def _check_fingerprint(
             parameters_kept=parameters_kept,
         )
     except DeskprofError as exc:  # this statement is not checked; the others are
-        notes.append({"detector": "missing_index", "statement": str(fp_id), "reason": str(exc)})
+        # the fingerprint (values already out), so the reader sees which query it was
+        shown = str(slowest["fingerprint"])[:200]
+        notes.append({"detector": "missing_index", "statement": shown, "reason": str(exc)})
         return "cannot connect" not in str(exc)
     fp = str(slowest["fingerprint"])
     for scan in plan.seq_scans:

@@ -2,6 +2,12 @@
 
 The saving is an upper bound (all of the query's time per request), and the evidence says
 so: what EXPLAIN would make of it is the missing-index detector's job.
+
+Warm-up is not a slow query: a real server's first requests run while it imports,
+builds caches and starts its workers (MLflow's took 6 to 17 s), so a fingerprint whose
+slow calls all fall in the first ``WARMUP_SHARE`` of the queries' span (at least
+``WARMUP_MIN_S``) and that is fast later is reported at low severity with its warm-up
+named, not ranked with the real ones.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ import pandas as pd
 from deskprof.analysis.background import is_background
 from deskprof.analysis.finding import Finding, Thresholds, severity_for
 from deskprof.analysis.sqltext import NS_PER_MS, endpoint_stat, endpoint_stats, top_endpoint
+
+WARMUP_SHARE = 0.2
+WARMUP_MIN_S = 5.0
 
 
 def detect_slow_queries(
@@ -25,6 +34,7 @@ def detect_slow_queries(
     ok_rows = np.flatnonzero(np.asarray(ok, dtype=bool) & np.ones(len(queries), dtype=bool))
     fingerprints = queries["fingerprint"]
     columns = ["fingerprint_id", "duration_ns", "endpoint", "request_id", "call_site"]
+    columns += ["start_ns"] if "start_ns" in queries else []
     queries = queries[columns].iloc[ok_rows]
     if queries.empty:
         return []
@@ -61,12 +71,18 @@ def detect_slow_queries(
             "call_sites": sorted(set(rows["call_site"].astype(str)))[:5],
             "saving_basis": "upper bound: all of this query's time per request",
         }
+        warmup_s = _warmup_only(rows, queries, t)
+        severity = "low" if warmup_s else severity_for(per_request_ms, median_ms, t)
+        title = f"Slow query: p95 {p95_ms:.0f} ms over {len(rows)} calls"
+        if warmup_s:
+            title += f", slow only in the first {warmup_s:.0f} s (warm-up)"
+            evidence["warmup_only_s"] = round(warmup_s, 1)
         findings.append(
             Finding(
                 kind="slow_query",
-                severity=severity_for(per_request_ms, median_ms, t),
+                severity=severity,
                 endpoint=endpoint,
-                title=f"Slow query: p95 {p95_ms:.0f} ms over {len(rows)} calls",
+                title=title,
                 evidence=[evidence],
                 estimated_saving_ms=per_request_ms,
                 fix=(
@@ -77,3 +93,17 @@ def detect_slow_queries(
             )
         )
     return findings
+
+
+def _warmup_only(rows: pd.DataFrame, queries: pd.DataFrame, t: Thresholds) -> float:
+    """The warm-up span in seconds when every slow call of ``rows`` started in it and a
+    later call ran (so it is fast after warm-up); 0 otherwise."""
+    if "start_ns" not in rows or queries.empty:
+        return 0.0
+    first, last = int(queries["start_ns"].min()), int(queries["start_ns"].max())
+    warmup_ns = max(WARMUP_MIN_S * 1e9, WARMUP_SHARE * (last - first))
+    slow = rows["duration_ns"] >= t.slow_query_p95_ms * NS_PER_MS
+    late = rows["start_ns"] > first + warmup_ns
+    if not slow.any() or not late.any() or (slow & late).any():
+        return 0.0
+    return warmup_ns / 1e9
