@@ -552,6 +552,21 @@ _SQLITE_SCAN = re.compile(r"^SCAN (?:TABLE )?(?P<table>\w+)(?: AS (?P<alias>\w+)
 _ORDER_BY = re.compile(r"\border by (.+?)(?:\blimit\b|\boffset\b|$)", re.I | re.S)
 
 
+def sqlite_deadline(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Interrupt whatever ``conn`` runs next once ``timeout_s`` has passed (SQLite has no
+    statement timeout; its progress handler is the way)."""
+    stop_at = time.monotonic() + timeout_s
+    conn.set_progress_handler(lambda: int(time.monotonic() > stop_at), 10_000)
+
+
+def sqlite_error(exc: sqlite3.Error, doing: str, timeout_s: float) -> DeskprofError:
+    """One line for a SQLite failure while running ``doing``: the deadline, or the
+    database's own word."""
+    if "interrupted" in str(exc):
+        return DeskprofError(f"{doing} stopped after {timeout_s:g} s; try a smaller copy")
+    return DeskprofError(f"SQLite rejected {doing}: {first_line(exc)}")
+
+
 def split_top_level(text: str) -> list[str]:
     """``"coalesce(a, b) desc, id"`` → ``["coalesce(a, b) desc", "id"]``: commas inside
     parentheses do not split."""
@@ -574,8 +589,7 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
     if not Path(path).is_file():
         raise DeskprofError(f"no SQLite database at {path}; pass the file the capture used")
     conn = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True)
-    stop_at = time.monotonic() + check_timeout(timeout_s)
-    conn.set_progress_handler(lambda: int(time.monotonic() > stop_at), 10_000)
+    sqlite_deadline(conn, check_timeout(timeout_s))
     try:
         text, keys = rewrite_placeholders(statement, "qmark")
         args = _values(values, keys) if values is not None else [None] * len(keys)
@@ -628,11 +642,7 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
                 ]
         return plan
     except sqlite3.Error as exc:
-        if "interrupted" in str(exc):
-            raise DeskprofError(
-                f"EXPLAIN stopped after {timeout_s:g} s; EXPLAIN on a smaller copy"
-            ) from None
-        raise DeskprofError(f"SQLite rejected the EXPLAIN: {first_line(exc)}") from None
+        raise sqlite_error(exc, "the EXPLAIN", timeout_s) from None
     finally:
         conn.close()
 

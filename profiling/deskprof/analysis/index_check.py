@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from deskprof.analysis.explain import sqlite_deadline, sqlite_error
 from deskprof.errors import DeskprofError
 
 MAX_COPY_BYTES = 2 << 30  # larger files are not copied: the suggestion stays unverified
@@ -81,8 +82,7 @@ class SqliteCopy:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _guarded(self) -> None:
-        stop_at = time.monotonic() + self.timeout_s
-        self.conn.set_progress_handler(lambda: int(time.monotonic() > stop_at), 10_000)
+        sqlite_deadline(self.conn, self.timeout_s)
 
     def plan(self, statement: str, args: list[Any]) -> list[str]:
         self._guarded()
@@ -115,10 +115,6 @@ class SqliteCopy:
             finally:
                 self.conn.execute(f"DROP INDEX IF EXISTS {name}")
         except sqlite3.Error as exc:
-            if "interrupted" in str(exc):
-                raise DeskprofError(
-                    f"verifying the index on a copy stopped after {self.timeout_s:g} s"
-                ) from None
-            raise DeskprofError(f"SQLite rejected the trial index: {exc}") from None
+            raise sqlite_error(exc, "the trial index on a copy", self.timeout_s) from None
         uses = any(name in line for line in after)
         return CopyCheck(uses, before, after, before_ms, after_ms)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from deskprof.cli.options import add_app_package
 from deskprof.errors import DeskprofError
 
 NAME = "findings"
@@ -35,14 +36,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         help="EXPLAIN ANALYZE (executes each SELECT, in a read-only transaction rolled back; "
         "never one that calls a volatile or unknown function). Default: plan only",
     )
-    parser.add_argument(
-        "--app-package",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a top-level package that is the service's own code, wherever installed "
-        "(repeatable; the request handlers' packages always are)",
-    )
+    add_app_package(parser)
     parser.add_argument(
         "--min-severity", choices=("low", "medium", "high"), default="low", help="hide milder"
     )

@@ -24,3 +24,15 @@ def defaults(option_type: type) -> dict[str, Any]:
 def message(exc: DeskprofError, flags: dict[str, str]) -> str:
     """``exc``'s one line, option keywords replaced by the verb's flags."""
     return exc.for_flags(flags) if isinstance(exc, OptionError) else str(exc)
+
+
+def add_app_package(parser: Any) -> None:
+    """``--app-package NAME`` (repeatable), for the verbs that run the detectors."""
+    parser.add_argument(
+        "--app-package",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a top-level package that is the service's own code, wherever installed "
+        "(repeatable; the request handlers' packages always are)",
+    )

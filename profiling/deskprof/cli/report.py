@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from deskprof.cli.options import add_app_package
 from deskprof.reporting import FORMATS, report
 
 NAME = "report"
@@ -30,14 +31,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="database to EXPLAIN slow SELECTs on (enables the missing-index finding)",
     )
-    parser.add_argument(
-        "--app-package",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a top-level package that is the service's own code, wherever installed "
-        "(repeatable; the request handlers' packages always are)",
-    )
+    add_app_package(parser)
 
 
 def run(args: argparse.Namespace) -> int:
