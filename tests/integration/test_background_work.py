@@ -4,38 +4,28 @@ coroutine or a thread's name, in the bundle, in findings and in the report."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from deskprof.bundle.reader import open_capture
-from opendesk.redis_server import free_port
+from tests.apps.launch import DESKPROF, capture_app
 from tests.apps.models import init_db
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-DESKPROF = [sys.executable, "-c", "import sys; from deskprof.cli import main; sys.exit(main())"]
 LOOP = "BACKGROUND task refresh_loop"
 
 
 def test_background_task_and_thread_are_groups_in_findings_and_report(tmp_path: Path) -> None:
-    port = free_port()
     database = f"sqlite:///{tmp_path / 'app.sqlite3'}"
     init_db(database)
-    env = {**os.environ, "TESTAPP_DATABASE_URL": database, "ITEMS_PREFIX": ""}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     bundle = tmp_path / "bundle"
-    launch = f"{sys.executable} -m uvicorn tests.apps.background_app:app --port {port}"
-    proc = subprocess.run(
-        [*DESKPROF, "capture", "--url", f"http://127.0.0.1:{port}", "--launch", launch,
-         "--sources", "sql", "--duration", "4", "--users", "2", "--out", str(bundle),
-         "--workload", str(ROOT / "tests" / "workloads" / "items.py")],
-        capture_output=True, text=True, timeout=180, env=env, cwd=ROOT,
-    )  # fmt: skip
+    env = {"TESTAPP_DATABASE_URL": database, "ITEMS_PREFIX": ""}
+    proc = capture_app(
+        "background_app", bundle, workload="items.py", sources="sql", duration_s=4, users=2, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     queries = open_capture(bundle).queries
     outside = queries[queries["request_id"] == ""]

@@ -4,9 +4,6 @@ leaf frame looks; a handler burning CPU is on CPU (issue: idle threads counted a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,28 +12,18 @@ from deskprof.bundle.frames import parse_frame
 from deskprof.bundle.reader import open_capture
 from deskprof.capturing import thread_cpu
 from deskprof.capturing.cpu import classify
-from opendesk.redis_server import free_port
 from tests.apps.idle_threads_app import IDLE_THREADS
+from tests.apps.launch import capture_app
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-DESKPROF = [sys.executable, "-c", "import sys; from deskprof.cli import main; sys.exit(main())"]
 
 
 @pytest.mark.skipif(not thread_cpu.available(), reason="no /proc/<pid>/task/<tid>/schedstat")
 def test_threads_idle_in_c_calls_are_not_on_cpu(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     bundle = tmp_path / "bundle"
-    launch = f"{sys.executable} -m uvicorn tests.apps.idle_threads_app:app --port {port}"
-    proc = subprocess.run(
-        [*DESKPROF, "capture", "--url", f"http://127.0.0.1:{port}", "--launch", launch,
-         "--sources", "cpu", "--duration", "5", "--users", "1", "--out", str(bundle),
-         "--workload", str(ROOT / "tests" / "workloads" / "work.py")],
-        capture_output=True, text=True, timeout=180, env=env, cwd=ROOT,
-    )  # fmt: skip
+    proc = capture_app(
+        "idle_threads_app", bundle, workload="work.py", sources="cpu", duration_s=5, users=1
+    )
     assert proc.returncode == 0, proc.stderr
     capture = open_capture(bundle)
     samples = capture.table("samples")
