@@ -31,6 +31,18 @@ def test_an_asyncio_task_is_named_by_its_coroutine() -> None:
     assert asyncio.run(main()).endswith("refresh_loop")
 
 
+def test_a_task_the_app_named_is_named_by_its_name() -> None:
+    """A generic runner's coroutine runs every job alike; the job's name says which."""
+
+    async def execute() -> str:
+        return outside_request()
+
+    async def main() -> str:
+        return await asyncio.create_task(execute(), name="prefect - task:late_runs")
+
+    assert asyncio.run(main()) == "task prefect - task:late_runs"
+
+
 def test_queries_outside_requests_get_their_group() -> None:
     queries = pd.DataFrame({"request_id": ["r1", "", ""], "context": ["", "task refresh_loop", ""]})
     requests = pd.DataFrame({"request_id": ["r1"], "endpoint": ["GET /items"]})

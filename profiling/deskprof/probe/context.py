@@ -103,6 +103,9 @@ def request_id_from(value: str | bytes | None) -> str:
     return valid_request_id(value) or uuid.uuid4().hex
 
 
+_DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
+
+
 def outside_request() -> str:
     """What runs a statement no request started: ``task <coroutine>`` for an asyncio task
     (a background loop, a scheduler job, a lifespan hook) or ``thread <name>`` (a worker
@@ -116,7 +119,12 @@ def outside_request() -> str:
         except RuntimeError:  # no running event loop in this thread
             task = None
     if task is not None:
+        given = task.get_name()
+        if given and not _DEFAULT_TASK_NAME.fullmatch(given):
+            # a name the app chose says what the job is: a generic runner's coroutine
+            # (``Worker._execute``) runs every job alike
+            return f"task {given}"
         coroutine = task.get_coro()
-        name = getattr(coroutine, "__qualname__", None) or task.get_name()
+        name = getattr(coroutine, "__qualname__", None) or given
         return f"task {name}"
     return f"thread {threading.current_thread().name}"
