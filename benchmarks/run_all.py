@@ -15,6 +15,7 @@ BENCHMARKS = [
     "endpoint_latency.py",
     "capture_overhead.py",
     "async_slices.py",
+    "findings_quality.py",
     "analysis_speed.py",
 ]
 

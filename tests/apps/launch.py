@@ -23,14 +23,20 @@ def capture_app(
     duration_s: int,
     users: int,
     env: dict[str, str] | None = None,
+    server: str = "uvicorn",
 ) -> subprocess.CompletedProcess[str]:
-    """Run the capture of ``tests.apps.<app>:app`` into ``bundle``; the finished process."""
+    """Run the capture of ``tests.apps.<app>:app`` under ``server`` (``uvicorn`` or
+    ``gunicorn``, one sync worker) into ``bundle``; the finished process."""
     port = free_port()
     environment = {**os.environ, **(env or {})}
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), environment.get("PYTHONPATH")])
     )
-    launch = f"{sys.executable} -m uvicorn tests.apps.{app}:app --port {port}"
+    launch = (
+        f"{sys.executable} -m uvicorn tests.apps.{app}:app --port {port}"
+        if server == "uvicorn"
+        else f"{sys.executable} -m gunicorn -w 1 --bind 127.0.0.1:{port} tests.apps.{app}:app"
+    )
     return subprocess.run(
         [*DESKPROF, "capture", "--url", f"http://127.0.0.1:{port}", "--launch", launch,
          "--sources", sources, "--duration", str(duration_s), "--users", str(users),
