@@ -20,7 +20,7 @@ import psutil
 
 from deskprof.bundle.stacks import StackTable
 from deskprof.capturing import thread_cpu
-from deskprof.capturing.cpu import CpuRecorder, apply_os_state
+from deskprof.capturing.cpu import ACTIVE_SHARE_ON, CpuRecorder, apply_os_state
 from deskprof.capturing.source import Source
 from deskprof.capturing.target import serving_processes, url_port
 from deskprof.errors import DeskprofError
@@ -35,8 +35,10 @@ OVERHEAD_HOW = (
 STATE_HOW = (
     "os: each thread's time on a CPU or runnable, from /proc/<pid>/task/<tid>/schedstat "
     f"every {thread_cpu.INTERVAL_S * 1000:.0f} ms; a run is cpu when its thread was active "
-    "for at least a quarter of it and its leaf is not a known blocking call; runs no reading "
-    "covers fall back to the leaf-frame rule (state_from per row, counts in state_samples)"
+    f"for at least {ACTIVE_SHARE_ON:.0%} of it and its leaf is not a known blocking call; "
+    "CPU time (cpu_ns) is the kernel's on-CPU time shared among the thread's cpu runs; runs "
+    "no reading covers fall back to the leaf-frame rule (state_from per row, counts in "
+    "state_samples)"
 )
 STATE_HOW_LEAF = (
     "leaf-frame classification (deskprof.capturing.cpu.WAIT_LEAVES): this host has no "
