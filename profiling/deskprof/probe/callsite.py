@@ -76,6 +76,7 @@ def _classify(filename: str) -> bool:
 
 
 def _walk(frame: FrameType | None) -> tuple[str, str] | None:
+    """The first application frame from ``frame`` outwards, or None."""
     while frame is not None:
         code = frame.f_code
         filename = code.co_filename
@@ -120,12 +121,25 @@ def _parent_frames() -> list[FrameType]:
     return frames
 
 
+def _started_by_sqlalchemy(frame: FrameType | None) -> bool:
+    """Whether this stack's outermost frame is SQLAlchemy's (its greenlet_spawn runs the
+    ORM in a greenlet): only then is the parent greenlet the awaiting coroutine, not a
+    scheduler's hub (gevent) that would name its own loop."""
+    outermost = None
+    while frame is not None:
+        outermost, frame = frame, frame.f_back
+    if outermost is None:
+        return False
+    prefix = _package_dir("sqlalchemy")
+    return bool(prefix) and os.path.abspath(outermost.f_code.co_filename).startswith(prefix)
+
+
 def call_site(frame: FrameType | None = None) -> tuple[str, str]:
     """(``file:line``, function qualname) of the first application frame, or ("", "")."""
     if frame is None:
         frame = sys._getframe(1)
     found = _walk(frame)
-    if found is None:
+    if found is None and _started_by_sqlalchemy(frame):
         for parent in _parent_frames():
             found = _walk(parent)
             if found is not None:
