@@ -109,48 +109,42 @@ def is_database_call(frame: str) -> bool:
     return any(path.endswith(suffix) and name in names for suffix, names in _DB_CALLS.items())
 
 
+def describe_stack(frames: list[str], app: AppPackages = frozenset()) -> tuple[str, str, str]:
+    """``(owner, cpu kind, library)`` of a stack, in one walk from the leaf (each frame
+    parsed once): see :func:`owner_frame`, :func:`cpu_kind` and :func:`library_of`."""
+    frames = list(frames)
+    if not frames:
+        return "", "own", ""
+    kind = "database" if is_database_call(frames[-1]) else ""
+    library = ""
+    for frame in reversed(frames):
+        function, file, _ = parse_frame(frame)
+        if is_application(file, app):
+            return format_frame(function, file), kind or "own", library
+        if not kind and is_third_party(file):
+            kind = "library"
+        if not library:
+            library = installed_package(file)
+    function, file, _ = parse_frame(frames[-1])
+    return format_frame(function, file), kind or "library", library
+
+
 def cpu_kind(frames: list[str], app: AppPackages = frozenset()) -> str:
     """``"database"``, ``"library"`` (the leaf is inside third-party code called by the
     owner) or ``"own"`` (the owner's code or the standard library it calls)."""
-    frames = list(frames)
-    if not frames:
-        return "own"
-    if is_database_call(frames[-1]):
-        return "database"
-    for frame in reversed(frames):
-        _, file, _ = parse_frame(frame)
-        if is_application(file, app):
-            return "own"
-        if is_third_party(file):
-            return "library"
-    return "library"
+    return describe_stack(frames, app)[1]
 
 
 def library_of(frames: list[str], app: AppPackages = frozenset()) -> str:
     """The installed package whose code the leaf runs in (the innermost third-party frame
     before any application frame): ``"protobuf"``'s ``google``, ``"jinja2"``; ``""``."""
-    for frame in reversed(list(frames)):
-        _, file, _ = parse_frame(frame)
-        if is_application(file, app):
-            return ""
-        package = installed_package(file)
-        if package:
-            return package
-    return ""
+    return describe_stack(frames, app)[2]
 
 
 def owner_frame(frames: list[str], app: AppPackages = frozenset()) -> str:
     """The first application frame from the leaf, as ``"function (file)"`` (line dropped,
     so a loop's lines add up); the leaf itself when no frame is the application's."""
-    frames = list(frames)
-    for frame in reversed(frames):
-        function, file, _ = parse_frame(frame)
-        if is_application(file, app):
-            return format_frame(function, file)
-    if not frames:
-        return ""
-    function, file, _ = parse_frame(frames[-1])
-    return format_frame(function, file)
+    return describe_stack(frames, app)[0]
 
 
 def short_owner(owner: str) -> str:
@@ -165,13 +159,14 @@ def stack_table(stacks: pd.DataFrame, app: AppPackages = frozenset()) -> pd.Data
     the ``leaf`` label, its ``cpu_kind`` and the ``library`` the leaf runs in."""
     table = stacks.drop_duplicates("stack_id").set_index("stack_id")
     frames = table["frames"].map(lambda f: list(f) if f is not None else [])
+    described = [describe_stack(f, app) for f in frames]
     return pd.DataFrame(
         {
-            "owner": frames.map(lambda f: owner_frame(f, app)),
+            "owner": [owner for owner, _, _ in described],
             "idle": frames.map(lambda f: bool(f) and is_idle(f[-1])),
             "leaf": frames.map(lambda f: f[-1] if f else ""),
-            "cpu_kind": frames.map(lambda f: cpu_kind(f, app)),
-            "library": frames.map(lambda f: library_of(f, app)),
+            "cpu_kind": [kind for _, kind, _ in described],
+            "library": [library for _, _, library in described],
         },
         index=table.index,
     )
