@@ -25,6 +25,8 @@ application frame on the stack, the time is the server's, not the service's.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from deskprof.analysis.cpu_time import cpu_weight
@@ -75,48 +77,29 @@ def detect_cpu_hotspots(
         library = float(rows.loc[rows["cpu_kind"] == "library", "n_samples"].sum())
         own = rows[rows["cpu_kind"] == "own"]
         by_owner = own.groupby("owner")["n_samples"].sum().sort_values(ascending=False)
-        n_requests = float(per_endpoint.get(endpoint, 0.0)) or 1.0
         for owner, count in by_owner.items():
             share = float(count) / total
             if share < t.cpu_min_share or count < t.cpu_min_samples:
                 continue
-            cpu_ms = float(count) / rate_hz * 1000.0
-            per_request = cpu_ms / n_requests
-            leaves = own[own["owner"] == owner].groupby("leaf")["n_samples"].sum()
-            evidence = {
-                "endpoint": endpoint,
-                "function": owner,
-                "samples": int(count),
-                "endpoint_cpu_samples": int(total),
-                "endpoint_library_samples": int(library),
-                "database_samples_left_out": int(in_database.get(endpoint, 0)),
-                "share_of_endpoint_cpu": round(share, 3),
-                "cpu_ms_total": round(cpu_ms, 1),
-                "cpu_ms_per_request": round(per_request, 3),
-                "requests": int(per_endpoint.get(endpoint, 0)),
-                "rate_hz": rate_hz,
-                "top_leaf_frames": {
-                    str(k): int(v) for k, v in leaves.sort_values(ascending=False).head(3).items()
-                },
-                "saving_basis": "upper bound: all of this function's CPU time per request",
-            }
+            caller = short_owner(owner)
             findings.append(
-                Finding(
-                    kind="cpu_hotspot",
-                    severity="high" if share >= 0.5 else "medium",
-                    endpoint=endpoint,
-                    title=(
-                        f"CPU hot spot: {short_owner(owner)} holds {share:.0%} of the "
-                        "endpoint's CPU"
-                    ),
-                    evidence=[evidence],
-                    estimated_saving_ms=per_request,
+                _hotspot(
+                    endpoint,
+                    own[own["owner"] == owner],
+                    total,
+                    per_endpoint,
+                    rate_hz,
+                    subject={"function": owner},
+                    extra={
+                        "endpoint_library_samples": int(library),
+                        "database_samples_left_out": int(in_database.get(endpoint, 0)),
+                    },
+                    title=f"CPU hot spot: {caller} holds {share:.0%} of the endpoint's CPU",
                     fix=(
-                        f"Make {short_owner(owner)} cheaper: replace per-item loops with "
-                        "arithmetic or SQL (a closed form, an aggregate), or compute it once and "
-                        "cache it."
+                        f"Make {caller} cheaper: replace per-item loops with arithmetic or SQL "
+                        "(a closed form, an aggregate), or compute it once and cache it."
                     ),
-                    affected_requests=int(per_endpoint.get(endpoint, 0)),
+                    basis="upper bound: all of this function's CPU time per request",
                 )
             )
         findings += _library_hotspots(endpoint, rows, total, per_endpoint, t, rate_hz, app_packages)
@@ -141,49 +124,79 @@ def _library_hotspots(
     library = library[called]
     if library.empty:
         return []
-    n_requests = float(per_endpoint.get(endpoint, 0.0)) or 1.0
     out = []
     grouped = library.groupby(["library", "owner"])["n_samples"].sum()
     for (package, owner), count in grouped.sort_values(ascending=False).items():
         share = float(count) / total
         if share < t.cpu_library_min_share or count < t.cpu_min_samples:
             continue
-        cpu_ms = float(count) / rate_hz * 1000.0
-        per_request = cpu_ms / n_requests
-        rows_of = library[(library["library"] == package) & (library["owner"] == owner)]
-        leaves = rows_of.groupby("leaf")["n_samples"].sum().sort_values(ascending=False)
         caller = short_owner(owner)
         out.append(
-            Finding(
-                kind="cpu_hotspot",
-                severity="high" if share >= 0.5 else "medium",
-                endpoint=endpoint,
+            _hotspot(
+                endpoint,
+                library[(library["library"] == package) & (library["owner"] == owner)],
+                total,
+                per_endpoint,
+                rate_hz,
+                subject={"library": package, "called_from": owner},
+                extra={},
                 title=f"CPU hot spot: {package} called from {caller} holds {share:.0%} of "
                 "the endpoint's CPU",
-                evidence=[
-                    {
-                        "endpoint": endpoint,
-                        "library": package,
-                        "called_from": owner,
-                        "samples": int(count),
-                        "endpoint_cpu_samples": int(total),
-                        "share_of_endpoint_cpu": round(share, 3),
-                        "cpu_ms_total": round(cpu_ms, 1),
-                        "cpu_ms_per_request": round(per_request, 3),
-                        "requests": int(per_endpoint.get(endpoint, 0)),
-                        "rate_hz": rate_hz,
-                        "top_leaf_frames": {str(k): int(v) for k, v in leaves.head(3).items()},
-                        "saving_basis": "upper bound: all of this library's CPU time per "
-                        "request on this caller's behalf",
-                    }
-                ],
-                estimated_saving_ms=per_request,
                 fix=(
                     f"{caller} spends this in {package}: call it less (once per request, not "
                     "per item), on less data, or cache its result; check for a faster mode "
                     f"of {package} (a C extension, a compiled or cached form)."
                 ),
-                affected_requests=int(per_endpoint.get(endpoint, 0)),
+                basis="upper bound: all of this library's CPU time per request on this "
+                "caller's behalf",
             )
         )
     return out
+
+
+def _hotspot(
+    endpoint: str,
+    rows: pd.DataFrame,
+    total: float,
+    per_endpoint: pd.Series,
+    rate_hz: float,
+    *,
+    subject: dict[str, Any],
+    extra: dict[str, Any],
+    title: str,
+    fix: str,
+    basis: str,
+) -> Finding:
+    """One hot spot from its CPU-weighted ``rows`` (a function's own time, or a library's
+    on a caller's behalf) within the endpoint's ``total``: share, milliseconds per
+    request, top leaves and severity are worked out the same way for both."""
+    count = float(rows["n_samples"].sum())
+    share = count / total
+    cpu_ms = count / rate_hz * 1000.0
+    requests = int(per_endpoint.get(endpoint, 0))
+    per_request = cpu_ms / (float(requests) or 1.0)
+    leaves = rows.groupby("leaf")["n_samples"].sum().sort_values(ascending=False).head(3)
+    evidence = {
+        "endpoint": endpoint,
+        **subject,
+        "samples": int(count),
+        "endpoint_cpu_samples": int(total),
+        **extra,
+        "share_of_endpoint_cpu": round(share, 3),
+        "cpu_ms_total": round(cpu_ms, 1),
+        "cpu_ms_per_request": round(per_request, 3),
+        "requests": requests,
+        "rate_hz": rate_hz,
+        "top_leaf_frames": {str(k): int(v) for k, v in leaves.items()},
+        "saving_basis": basis,
+    }
+    return Finding(
+        kind="cpu_hotspot",
+        severity="high" if share >= 0.5 else "medium",
+        endpoint=endpoint,
+        title=title,
+        evidence=[evidence],
+        estimated_saving_ms=per_request,
+        fix=fix,
+        affected_requests=requests,
+    )
