@@ -260,7 +260,9 @@ def parse_parameters(parameters: Any) -> Any:
     return parameters
 
 
-def _values(parameters: Any, keys: list[int | str]) -> list[Any]:
+def bind_values(parameters: Any, keys: list[int | str]) -> list[Any]:
+    """The values for ``keys`` (placeholder positions or names) from the captured
+    parameters; one line naming the first missing one."""
     out = []
     for key in keys:
         try:
@@ -446,7 +448,7 @@ def pg_explain_json(
     if values is not None:
         text, keys = rewrite_placeholders(statement, "format")
         options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
-        cur.execute(f"EXPLAIN ({options}) {text}", _values(values, keys))
+        cur.execute(f"EXPLAIN ({options}) {text}", bind_values(values, keys))
         return _json_row(cur), analyze, why_not
     text, keys = rewrite_placeholders(statement, "dollar")
     if not keys:  # nothing to bind: the real plan, with ANALYZE if asked
@@ -592,7 +594,7 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
     sqlite_deadline(conn, check_timeout(timeout_s))
     try:
         text, keys = rewrite_placeholders(statement, "qmark")
-        args = _values(values, keys) if values is not None else [None] * len(keys)
+        args = bind_values(values, keys) if values is not None else [None] * len(keys)
         rows = [tuple(r) for r in conn.execute(f"EXPLAIN QUERY PLAN {text}", args).fetchall()]
         plan = Plan(
             backend="sqlite",

@@ -73,8 +73,8 @@ class ThreadCpuSampler:
         self._thread: threading.Thread | None = None
         names = ("pid", "tid", "ts_ns", "cpu_ns", "runnable_ns")
         self._columns = {name: array("q") for name in names}
-        # per (pid, tid): last reading seen, and whether it was kept
-        self._last: dict[tuple[int, int], tuple[int, tuple[int, int], bool]] = {}
+        # per (pid, tid): the last reading seen, and when a reading was last kept
+        self._last: dict[tuple[int, int], tuple[int, tuple[int, int]]] = {}
         self._last_kept_ns: dict[tuple[int, int], int] = {}
         self.reads = 0
         self.own_cpu_s = 0.0  # this sampler thread's own CPU time
@@ -115,17 +115,14 @@ class ThreadCpuSampler:
             for tid, reading in counters.items():
                 key = (pid, tid)
                 last = self._last.get(key)
+                kept_ns = self._last_kept_ns.get(key, 0)
                 if last is None or reading != last[1]:
-                    if last is not None and not last[2]:
-                        self._keep(key, last[0], last[1])  # the step began after this one
+                    if last is not None and kept_ns != last[0]:
+                        self._keep(key, *last)  # the step began after this reading
                     self._keep(key, ts_ns, reading)
-                    kept = True
-                elif ts_ns - self._last_kept_ns.get(key, 0) >= KEEPALIVE_NS:
+                elif ts_ns - kept_ns >= KEEPALIVE_NS:
                     self._keep(key, ts_ns, reading)
-                    kept = True
-                else:
-                    kept = False
-                self._last[key] = (ts_ns, reading, kept)
+                self._last[key] = (ts_ns, reading)
 
     def series(self) -> pd.DataFrame:
         """Kept readings: ``pid``, ``native_thread_id``, ``ts_ns``, ``cpu_ns`` (on a
@@ -144,6 +141,14 @@ class ThreadCpuSampler:
         return frame.sort_values(["pid", "native_thread_id", "ts_ns"], ignore_index=True)
 
 
+def _by_thread(series: pd.DataFrame, counter: str) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
+    """Per ``(pid, native_thread_id)``: the reading times and that ``counter``."""
+    return {
+        key: (group["ts_ns"].to_numpy(), group[counter].to_numpy())
+        for key, group in series.groupby(["pid", "native_thread_id"], sort=False)
+    }
+
+
 def active_shares(
     samples: pd.DataFrame, series: pd.DataFrame, counter: str = "active_ns"
 ) -> np.ndarray:
@@ -156,10 +161,7 @@ def active_shares(
     shares = np.full(len(samples), np.nan)
     if samples.empty or series.empty:
         return shares
-    by_thread = {
-        key: (group["ts_ns"].to_numpy(), group[counter].to_numpy())
-        for key, group in series.groupby(["pid", "native_thread_id"], sort=False)
-    }
+    by_thread = _by_thread(series, counter)
     keyed = samples[["pid", "native_thread_id"]].reset_index(drop=True)
     positions = keyed.groupby(["pid", "native_thread_id"], sort=False).indices
     start_all = samples["ts_ns"].to_numpy()
@@ -189,10 +191,7 @@ def allocate_cpu_ns(samples: pd.DataFrame, series: pd.DataFrame, on_cpu: np.ndar
     out = np.zeros(len(samples))
     if samples.empty or series.empty or not on_cpu.any():
         return out
-    readings = {
-        key: (group["ts_ns"].to_numpy(), group["cpu_ns"].to_numpy())
-        for key, group in series.groupby(["pid", "native_thread_id"], sort=False)
-    }
+    readings = _by_thread(series, "cpu_ns")
     chosen = samples[on_cpu].reset_index()
     for key, runs in chosen.groupby(["pid", "native_thread_id"], sort=False):
         found = readings.get(key)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from deskprof.analysis.explain import (
     SeqScan,
+    bind_values,
     explain,
     hypothetical_costs,
     parse_parameters,
@@ -405,8 +406,8 @@ def _try_on_copy(
     values = parse_parameters(slowest["parameters"]) if not plan.generic else None
     timed = values is not None and (parameters_kept is not False)
     try:
-        args = [values[key] for key in keys] if timed else [None] * len(keys)
-    except (KeyError, IndexError, TypeError):
+        args = bind_values(values, keys) if timed else [None] * len(keys)
+    except DeskprofError:  # a value missing: plan it generically, do not time it
         args, timed = [None] * len(keys), False
     for elements in candidates:
         try:
