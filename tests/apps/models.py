@@ -26,6 +26,7 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(100))
     owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"))
+    views: Mapped[int] = mapped_column(default=0)  # hot_row_app counts page views here
     owner: Mapped[Owner] = relationship()  # lazy="select": one query per item
 
 

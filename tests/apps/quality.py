@@ -84,6 +84,15 @@ CASES: tuple[Case, ...] = (
         users=1,
         pattern="threads idle inside C calls beside a CPU-bound handler",
     ),
+    Case(
+        "hot-row-writes",
+        "hot_row_app",
+        "views.py",
+        "sql",
+        (Expected("write_contention", "GET /items/{item_id}", "tests/apps/hot_row_app.py"),),
+        users=4,
+        pattern="a view counter updated by primary key on every page view, then rendering",
+    ),
 )
 
 
@@ -103,7 +112,8 @@ def run_case(case: Case, workdir: Path) -> list[dict]:
     if proc.returncode != 0:
         raise RuntimeError(f"{case.name}: capture failed: {proc.stderr.strip()[-2000:]}")
     findings = subprocess.run(
-        [*DESKPROF, "findings", str(bundle), "--format", "json"],
+        [*DESKPROF, "findings", str(bundle), "--format", "json",
+         "--explain-database", f"sqlite:///{database}"],
         capture_output=True, text=True, timeout=240, cwd=ROOT,
     )  # fmt: skip
     if findings.returncode != 0:

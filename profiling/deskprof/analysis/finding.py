@@ -25,6 +25,8 @@ KINDS = (
     "n_plus_one",
     "slow_query",
     "missing_index",
+    "weak_index",
+    "write_contention",
     "uncached_read",
     "deep_pagination",
     "cpu_hotspot",
@@ -97,6 +99,9 @@ class Thresholds:
     index_min_cost_gain: float = 0.5  # Dexter: a hypothetical index must halve the cost
     explain_timeout_s: float = 5.0
     explain_analyze: bool = False  # execute the statement (opt-in; never volatile calls)
+    # write contention: keyed writes slower when another writer's transaction was open
+    contention_min_ratio: float = 3.0  # overlapped median / lone median at least
+    contention_max_p: float = 0.01  # Mann-Whitney U, overlapped slower than lone
     # uncached hot read: the same read repeated across requests, no write in between
     uncached_min_requests: int = 5
     uncached_min_ms: float = 10.0  # cacheable DB time per affected request

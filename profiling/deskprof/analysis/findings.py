@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from deskprof.analysis.causes import one_per_cause
 from deskprof.analysis.detectors import DETECTORS
 from deskprof.analysis.finding import (
     DICT_KEYS,
@@ -129,4 +130,4 @@ def detect_all(
         kwargs = {key: options[key] for key in detector.options if key in options}
         frames = [_table(capture, name) for name in detector.reads]
         found.extend(detector.load()(*frames, thresholds=thresholds, **kwargs))
-    return FindingList(rank(found), skipped)
+    return FindingList(rank(one_per_cause(found)), skipped)

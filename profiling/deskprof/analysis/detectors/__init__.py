@@ -18,6 +18,13 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("n_plus_one", "n_plus_one:detect_n_plus_one", QUERIES, ("queries",)),
     Detector("slow_query", "slow_query:detect_slow_queries", QUERIES, ("queries",)),
     Detector(
+        "write_contention",
+        "write_contention:detect_write_contention",
+        ("queries", "requests", "connections"),
+        ("queries",),
+        options=("parameters_kept",),
+    ),
+    Detector(
         "uncached_read",
         "uncached_read:detect_uncached_reads",
         QUERIES,
