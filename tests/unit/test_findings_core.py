@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deskprof.analysis import explain as explain_module
 from deskprof.analysis.detectors import missing_index as detectors_index
 from deskprof.analysis.explain import Plan, SeqScan, check_select, rewrite_placeholders
 from deskprof.analysis.finding import (
@@ -131,7 +132,7 @@ def lazy_comments() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_missing_index_suggests_what_hypopg_verifies(monkeypatch, lazy_comments):
-    monkeypatch.setattr(detectors_index, "explain", lambda *a, **k: _plan())
+    monkeypatch.setattr(explain_module, "explain", lambda *a, **k: _plan())
     costs = (253.0, {"CREATE INDEX ON comments (ticket_id)": 8.0})
     monkeypatch.setattr(detectors_index, "hypothetical_costs", lambda *a, **k: costs)
     found = detectors_index.detect_missing_indexes(*lazy_comments, database_url="postgresql://x")
@@ -142,13 +143,13 @@ def test_missing_index_suggests_what_hypopg_verifies(monkeypatch, lazy_comments)
 
 
 def test_missing_index_dexter_rule_and_existing_index(monkeypatch, lazy_comments):
-    monkeypatch.setattr(detectors_index, "explain", lambda *a, **k: _plan())
+    monkeypatch.setattr(explain_module, "explain", lambda *a, **k: _plan())
     weak = (253.0, {"CREATE INDEX ON comments (ticket_id)": 200.0})
     monkeypatch.setattr(detectors_index, "hypothetical_costs", lambda *a, **k: weak)
     assert (
         detectors_index.detect_missing_indexes(*lazy_comments, database_url="postgresql://x") == []
     )
-    monkeypatch.setattr(detectors_index, "explain", lambda *a, **k: _plan([["ticket_id"]]))
+    monkeypatch.setattr(explain_module, "explain", lambda *a, **k: _plan([["ticket_id"]]))
     monkeypatch.setattr(detectors_index, "hypothetical_costs", lambda *a, **k: None)
     assert (
         detectors_index.detect_missing_indexes(*lazy_comments, database_url="postgresql://x") == []
@@ -158,7 +159,7 @@ def test_missing_index_dexter_rule_and_existing_index(monkeypatch, lazy_comments
 def test_missing_index_unverified_without_hypopg_and_notes_explain_errors(
     monkeypatch, lazy_comments
 ):
-    monkeypatch.setattr(detectors_index, "explain", lambda *a, **k: _plan())
+    monkeypatch.setattr(explain_module, "explain", lambda *a, **k: _plan())
     monkeypatch.setattr(detectors_index, "hypothetical_costs", lambda *a, **k: None)
     found = detectors_index.detect_missing_indexes(*lazy_comments, database_url="postgresql://x")
     assert "not verified" in found[0].fix and found[0].evidence[0]["plan_kind"] == "generic"
@@ -166,7 +167,7 @@ def test_missing_index_unverified_without_hypopg_and_notes_explain_errors(
     def refuse(*_a, **_k):
         raise DeskprofError("cannot connect to postgresql://x to EXPLAIN: refused")
 
-    monkeypatch.setattr(detectors_index, "explain", refuse)
+    monkeypatch.setattr(explain_module, "explain", refuse)
     notes: list[dict] = []
     assert (
         detectors_index.detect_missing_indexes(

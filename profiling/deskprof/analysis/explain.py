@@ -46,10 +46,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pandas as pd
 from sqlalchemy.engine import URL, make_url
 
 from deskprof.analysis.fingerprint import fingerprint, operation
-from deskprof.analysis.sqltext import values_kept
+from deskprof.analysis.sqltext import explain_targets, values_kept
 from deskprof.errors import DeskprofError, first_line
 
 MAX_TIMEOUT_S = 3600.0
@@ -164,6 +165,27 @@ class SeqScan:
 
 
 @dataclass
+class IndexSearch:
+    """A lookup of ``table`` through ``index`` (SQLite ``SEARCH t USING INDEX ix (a=?)``):
+    ``condition`` is what the index serves, ``a=?`` or ``a=? AND b>?``."""
+
+    table: str
+    index: str
+    condition: str
+
+    @property
+    def equality_columns(self) -> list[str]:
+        """The index columns the lookup fixes with ``=`` (its key prefix)."""
+        terms = [term.strip() for term in re.split(r"\s+AND\s+", self.condition)]
+        return [term.split("=", 1)[0].lower() for term in terms if re.fullmatch(r"\w+=\?", term)]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the condition names."""
+        return [c.lower() for c in re.findall(r"(\w+)\s*(?:[<>=]|IN\b)", self.condition)]
+
+
+@dataclass
 class Plan:
     """What :func:`explain` returns. ``plan`` is PostgreSQL's JSON plan (the top node) or
     SQLite's query plan rows; ``table_rows`` and ``table_columns`` describe the tables the
@@ -181,6 +203,8 @@ class Plan:
     table_rows: dict[str, float] = field(default_factory=dict)
     table_columns: dict[str, list[str]] = field(default_factory=dict)
     table_indexes: dict[str, list[list[str]]] = field(default_factory=dict)  # their columns
+    index_searches: list[IndexSearch] = field(default_factory=list)  # SQLite only
+    index_names: dict[str, list[str]] = field(default_factory=dict)  # per table, as indexes
 
     def text(self) -> str:
         """The plan as indented lines, the way ``EXPLAIN`` prints it."""
@@ -334,8 +358,6 @@ def explain(
 
 
 def _series(items: list[str]) -> Any:
-    import pandas as pd
-
     return pd.Series(items, dtype=object)
 
 
@@ -550,6 +572,10 @@ def _pg_seq_scans(
 
 # --- SQLite -------------------------------------------------------------------------------
 
+_SQLITE_SEARCH = re.compile(
+    r"^SEARCH (?:TABLE )?(?P<table>\w+)(?: AS \w+)? USING (?:COVERING )?INDEX (?P<index>\w+) "
+    r"\((?P<condition>[^)]*)\)"
+)
 _SQLITE_SCAN = re.compile(r"^SCAN (?:TABLE )?(?P<table>\w+)(?: AS (?P<alias>\w+))?(?P<rest>.*)$")
 _ORDER_BY = re.compile(r"\border by (.+?)(?:\blimit\b|\boffset\b|$)", re.I | re.S)
 
@@ -582,6 +608,20 @@ def split_top_level(text: str) -> list[str]:
         current.append(char)
     parts.append("".join(current).strip())
     return [part for part in parts if part]
+
+
+def _sqlite_table_info(conn: sqlite3.Connection, table: str, plan: Plan) -> None:
+    """Rows, columns and indexes of ``table`` into ``plan`` (once per table)."""
+    if table in plan.table_rows:
+        return
+    quoted = _quoted(table)
+    plan.table_rows[table] = float(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
+    plan.table_columns[table] = [str(r[1]) for r in conn.execute(f"PRAGMA table_info({quoted})")]
+    indexes = [str(ix[1]) for ix in conn.execute(f"PRAGMA index_list({quoted})").fetchall()]
+    plan.index_names[table] = indexes
+    plan.table_indexes[table] = [
+        [str(c[2]) for c in conn.execute(f"PRAGMA index_info({_quoted(ix)})")] for ix in indexes
+    ]
 
 
 def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) -> Plan:
@@ -617,6 +657,13 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
         }
         order = _ORDER_BY.search(fingerprint(statement))
         for row in rows:
+            search = _SQLITE_SEARCH.match(str(row[-1]))
+            if search and search.group("table").lower() in tables:
+                table = search.group("table")
+                plan.index_searches.append(
+                    IndexSearch(table, search.group("index"), search.group("condition"))
+                )
+                _sqlite_table_info(conn, table, plan)
             match = _SQLITE_SCAN.match(str(row[-1]))
             if match is None or "INDEX" in match.group("rest").upper():
                 continue
@@ -630,18 +677,7 @@ def _explain_sqlite(url: URL, statement: str, values: Any, *, timeout_s: float) 
                     limited=" limit " in f" {fingerprint(statement)} ",
                 )
             )
-            if table not in plan.table_rows:
-                quoted = _quoted(table)
-                plan.table_rows[table] = float(
-                    conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
-                )
-                plan.table_columns[table] = [
-                    str(r[1]) for r in conn.execute(f"PRAGMA table_info({quoted})")
-                ]
-                plan.table_indexes[table] = [
-                    [str(c[2]) for c in conn.execute(f"PRAGMA index_info({_quoted(ix[1])})")]
-                    for ix in conn.execute(f"PRAGMA index_list({quoted})").fetchall()
-                ]
+            _sqlite_table_info(conn, table, plan)
         return plan
     except sqlite3.Error as exc:
         raise sqlite_error(exc, "the EXPLAIN", timeout_s) from None
@@ -694,3 +730,41 @@ def hypothetical_costs(
             costs[ddl] = float(top["Plan"]["Total Cost"])
         cur.execute("SELECT hypopg_reset()")
     return base, costs
+
+
+def explained_reads(
+    queries: pd.DataFrame,
+    database_url: str,
+    *,
+    limit: int,
+    analyze: bool,
+    timeout_s: float,
+    parameters_kept: bool | None,
+    notes: list[dict[str, str]],
+    detector: str,
+) -> Iterator[tuple[pd.DataFrame, pd.Series, Plan]]:
+    """(its rows, its slowest row, that row's plan) for each of the ``limit`` read
+    fingerprints with the most total time (:func:`explain_targets`). A statement EXPLAIN
+    refuses is a note (as ``detector``) and skipped; an unreachable database ends the
+    walk after its note (the others would fail alike)."""
+    reads, top = explain_targets(queries, limit)
+    for fp_id in top:
+        rows = reads[reads["fingerprint_id"] == fp_id]
+        slowest = rows.loc[rows["duration_ns"].idxmax()]
+        try:
+            plan = explain(
+                database_url,
+                str(slowest["statement"]),
+                slowest["parameters"],
+                analyze=analyze,
+                timeout_s=timeout_s,
+                parameters_kept=parameters_kept,
+            )
+        except DeskprofError as exc:  # this statement is not checked; the others are
+            # the fingerprint (values already out), so the reader sees which query it was
+            shown = str(slowest["fingerprint"])[:200]
+            notes.append({"detector": detector, "statement": shown, "reason": str(exc)})
+            if "cannot connect" in str(exc):
+                return
+            continue
+        yield rows, slowest, plan

@@ -97,6 +97,8 @@ class Thresholds:
     index_min_table_rows: int = 1000
     index_selectivity: float = 0.1  # rows kept / rows scanned at most this
     index_min_cost_gain: float = 0.5  # Dexter: a hypothetical index must halve the cost
+    # weak index: an index lookup reading this many rows per key (ANALYZE on a copy)
+    weak_index_min_rows: float = 500.0
     explain_timeout_s: float = 5.0
     explain_analyze: bool = False  # execute the statement (opt-in; never volatile calls)
     # write contention: keyed writes slower when another writer's transaction was open

@@ -30,6 +30,7 @@ from deskprof.errors import DeskprofError
 
 MAX_COPY_BYTES = 2 << 30  # larger files are not copied: the suggestion stays unverified
 RUNS = 3
+ANALYSIS_LIMIT = 2000  # rows ANALYZE samples per index: statistics in milliseconds
 _NAME = re.compile(r"[^a-z0-9_]+")
 
 
@@ -42,6 +43,7 @@ class CopyCheck:
     plan_after: list[str]
     before_ms: float | None = None  # median of RUNS, with values kept
     after_ms: float | None = None
+    index: str = ""  # the trial index's name on the copy (dropped again)
 
 
 def index_ddl(table: str, elements: list[str], name: str | None = None) -> str:
@@ -99,8 +101,54 @@ class SqliteCopy:
             times.append((time.perf_counter() - started) * 1000)
         return statistics.median(times)
 
+    def _clear_statistics(self) -> None:
+        """Forget what ANALYZE gathered, so the next trial plans as the original would."""
+        exists = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+        ).fetchone()
+        if exists:
+            self.conn.execute("DELETE FROM sqlite_stat1")
+            self.conn.execute("ANALYZE sqlite_schema")
+
+    def rows_per_lookup(self, table: str, columns: list[str]) -> float:
+        """Rows one lookup by ``columns`` reads on average, each value weighted by how
+        often it occurs (a value half the table holds is looked up half the time):
+        sum(n^2) / sum(n) over the groups, counted on the copy."""
+        self._guarded()
+        keys = ", ".join(f'"{c}"' for c in columns)
+        try:
+            row = self.conn.execute(
+                f'SELECT sum(n * n) * 1.0 / sum(n) FROM (SELECT count(*) AS n FROM "{table}" '
+                f"GROUP BY {keys})"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, "counting rows per key on a copy", self.timeout_s) from None
+        return float(row[0] or 0.0)
+
+    def analyzed_check(self, statement: str, args: list[Any], timed: bool) -> CopyCheck:
+        """Plan (and time) ``statement`` before and after ANALYZE on the copy: whether
+        the planner, told the columns' selectivity, would choose differently."""
+        try:
+            before = self.plan(statement, args)
+            before_ms = self.time_ms(statement, args) if timed else None
+            self.conn.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+            self.conn.execute("ANALYZE")
+            try:
+                after = self.plan(statement, args)
+                after_ms = self.time_ms(statement, args) if timed else None
+            finally:
+                self._clear_statistics()
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, "ANALYZE on a copy", self.timeout_s) from None
+        return CopyCheck(after != before, before, after, before_ms, after_ms)
+
     def check(
-        self, statement: str, args: list[Any], table: str, elements: list[str], timed: bool
+        self,
+        statement: str,
+        args: list[Any],
+        table: str,
+        elements: list[str],
+        timed: bool,
     ) -> CopyCheck:
         """Plan (and with ``timed``, time) ``statement`` without and with the index
         ``elements`` on ``table``; the index is dropped again afterwards."""
@@ -117,4 +165,33 @@ class SqliteCopy:
         except sqlite3.Error as exc:
             raise sqlite_error(exc, "the trial index on a copy", self.timeout_s) from None
         uses = any(name in line for line in after)
-        return CopyCheck(uses, before, after, before_ms, after_ms)
+        return CopyCheck(uses, before, after, before_ms, after_ms, index=name)
+
+
+class CopyOnDemand:
+    """The SQLite copy a detector tries its candidates on, made on first use, once per
+    run; a copy that cannot be made is one note in ``notes`` (as ``detector``)."""
+
+    def __init__(
+        self, database_url: str, timeout_s: float, notes: list[dict[str, str]], detector: str
+    ):
+        self.database_url, self.timeout_s, self.notes = database_url, timeout_s, notes
+        self.detector = detector
+        self.copy: SqliteCopy | None = None
+        self.failed = False
+
+    def get(self) -> SqliteCopy | None:
+        if self.copy is None and not self.failed:
+            from sqlalchemy.engine import make_url
+
+            try:
+                self.copy = SqliteCopy(make_url(self.database_url).database, self.timeout_s)
+            except (DeskprofError, OSError) as exc:
+                self.failed = True
+                reason = f"no copy to verify indexes on: {exc}"
+                self.notes.append({"detector": self.detector, "reason": reason})
+        return self.copy
+
+    def close(self) -> None:
+        if self.copy is not None:
+            self.copy.close()

@@ -153,3 +153,12 @@ def read_frame(
     work (detectors fetch those texts for the few rows they report)."""
     frame = queries if columns is None else queries[[c for c in columns if c in queries]]
     return frame.iloc[read_rows(queries, in_requests=in_requests)]
+
+
+def explain_targets(queries: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, list[str]]:
+    """(the reads that filter or sort, the ``limit`` fingerprint ids of them with the
+    most total time): what the EXPLAIN detectors look at, in that order."""
+    reads = read_frame(queries)
+    reads = reads[reads["fingerprint"].str.contains(r"\b(?:where|order by)\b", regex=True)]
+    totals = reads.groupby("fingerprint_id")["duration_ns"].sum().sort_values(ascending=False)
+    return reads, [str(fp_id) for fp_id in totals.index[:limit]]

@@ -53,6 +53,14 @@ DETECTORS: tuple[Detector, ...] = (
         options=("parameters_kept", "database_url", "notes"),
     ),
     Detector(
+        "weak_index",
+        "weak_index:detect_weak_indexes",
+        QUERIES,
+        ("queries",),
+        needs_explain=True,
+        options=("parameters_kept", "database_url", "notes"),
+    ),
+    Detector(
         "cpu_hotspot",
         "cpu_hotspot:detect_cpu_hotspots",
         ("samples", "stacks", "requests"),

@@ -29,18 +29,17 @@ import pandas as pd
 from deskprof.analysis.explain import (
     SeqScan,
     bind_values,
-    explain,
+    explained_reads,
     hypothetical_costs,
     parse_parameters,
     rewrite_placeholders,
 )
 from deskprof.analysis.finding import Finding, Thresholds, severity_for
-from deskprof.analysis.index_check import CopyCheck, SqliteCopy
+from deskprof.analysis.index_check import CopyCheck, CopyOnDemand
 from deskprof.analysis.sqltext import (
     NS_PER_MS,
     endpoint_stat,
     endpoint_stats,
-    read_frame,
     top_endpoint,
 )
 from deskprof.errors import DeskprofError
@@ -160,79 +159,42 @@ def detect_missing_indexes(
     unreachable database stops the detector after one note."""
     t = thresholds or Thresholds()
     notes = notes if notes is not None else []
-    reads = read_frame(queries)
-    reads = reads[reads["fingerprint"].str.contains(r"\b(?:where|order by)\b", regex=True)]
-    if reads.empty:
-        return []
-    totals = reads.groupby("fingerprint_id")["duration_ns"].sum().sort_values(ascending=False)
     stats = endpoint_stats(requests)
     merged: dict[tuple[str, str], Finding] = {}
-    copies = _Copies(database_url, t.explain_timeout_s, notes)
+    copies = CopyOnDemand(database_url, t.explain_timeout_s, notes, "missing_index")
+    walk = explained_reads(
+        queries,
+        database_url,
+        limit=t.index_candidates,
+        analyze=t.explain_analyze,
+        timeout_s=t.explain_timeout_s,
+        parameters_kept=parameters_kept,
+        notes=notes,
+        detector="missing_index",
+    )
     try:
-        for fp_id in totals.index[: t.index_candidates]:
-            if not _check_fingerprint(
-                reads, fp_id, database_url, parameters_kept, stats, t, notes, copies, merged
-            ):
-                break
+        for rows, slowest, plan in walk:
+            _check_plan(
+                rows, slowest, plan, database_url, parameters_kept, stats, t, notes, copies, merged
+            )
     finally:
         copies.close()
     return list(merged.values())
 
 
-class _Copies:
-    """The SQLite copy candidates are tried on, made on first use, once per run."""
-
-    def __init__(self, database_url: str, timeout_s: float, notes: list[dict[str, str]]):
-        self.database_url, self.timeout_s, self.notes = database_url, timeout_s, notes
-        self.copy: SqliteCopy | None = None
-        self.failed = False
-
-    def get(self) -> SqliteCopy | None:
-        if self.copy is None and not self.failed:
-            from sqlalchemy.engine import make_url
-
-            try:
-                self.copy = SqliteCopy(make_url(self.database_url).database, self.timeout_s)
-            except (DeskprofError, OSError) as exc:
-                self.failed = True
-                reason = f"no copy to verify indexes on: {exc}"
-                self.notes.append({"detector": "missing_index", "reason": reason})
-        return self.copy
-
-    def close(self) -> None:
-        if self.copy is not None:
-            self.copy.close()
-
-
-def _check_fingerprint(
-    reads: pd.DataFrame,
-    fp_id: str,
+def _check_plan(
+    rows: pd.DataFrame,
+    slowest: pd.Series,
+    plan: Any,
     database_url: str,
     parameters_kept: bool | None,
     stats: pd.DataFrame,
     t: Thresholds,
     notes: list[dict[str, str]],
-    copies: _Copies,
+    copies: CopyOnDemand,
     merged: dict[tuple[str, str], Finding],
-) -> bool:
-    """EXPLAIN one fingerprint's slowest statement and merge its findings in; False when
-    the database cannot be reached (the others would fail alike)."""
-    rows = reads[reads["fingerprint_id"] == fp_id]
-    slowest = rows.loc[rows["duration_ns"].idxmax()]
-    try:
-        plan = explain(
-            database_url,
-            str(slowest["statement"]),
-            slowest["parameters"],
-            analyze=t.explain_analyze,
-            timeout_s=t.explain_timeout_s,
-            parameters_kept=parameters_kept,
-        )
-    except DeskprofError as exc:  # this statement is not checked; the others are
-        # the fingerprint (values already out), so the reader sees which query it was
-        shown = str(slowest["fingerprint"])[:200]
-        notes.append({"detector": "missing_index", "statement": shown, "reason": str(exc)})
-        return "cannot connect" not in str(exc)
+) -> None:
+    """Merge the findings of one fingerprint's plan (its slowest statement's) in."""
     fp = str(slowest["fingerprint"])
     for scan in plan.seq_scans:
         columns = plan.table_columns.get(scan.table, [])
@@ -263,7 +225,6 @@ def _check_fingerprint(
             merged[key].estimated_saving_ms += finding.estimated_saving_ms
         else:
             merged[key] = finding
-    return True
 
 
 def _finding(
@@ -278,7 +239,7 @@ def _finding(
     stats: pd.DataFrame,
     t: Thresholds,
     notes: list[dict[str, str]],
-    copies: _Copies,
+    copies: CopyOnDemand,
 ) -> Finding | None:
     existing = [[c.lower() for c in ix] for ix in plan.table_indexes.get(scan.table, [])]
     candidates = [
@@ -389,7 +350,7 @@ def _finding(
 
 
 def _try_on_copy(
-    copies: _Copies,
+    copies: CopyOnDemand,
     plan: Any,
     slowest: pd.Series,
     table: str,
