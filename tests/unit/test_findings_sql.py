@@ -165,6 +165,22 @@ def test_uncached_read_quiet_when_a_write_to_its_table_comes_between():
     assert detect_uncached_reads(queries(rows), requests([f"r{i}" for i in range(6)])) == []
 
 
+def test_uncached_read_sees_writes_from_work_outside_requests():
+    """A background service updating the table between two report requests: the second
+    read is not "unchanged", whoever wrote."""
+    rows = per_request(6, [(REPORT, 30.0)], parameters='["str","datetime"]')
+    for r in range(6):
+        rows.append(
+            {"request_id": "", "endpoint": "BACKGROUND task scheduler", "context": "task x",
+             "start_ns": r * 1000 * MS + 500 * MS, "duration_ns": MS,
+             "statement": 'UPDATE "tickets" SET status=? WHERE "tickets".id = ?'}
+        )  # fmt: skip
+    reqs = requests([f"r{i}" for i in range(6)])
+    assert detect_uncached_reads(queries(rows), reqs) == []
+    quiet = [row for row in rows if row["request_id"]]
+    assert len(detect_uncached_reads(queries(quiet), reqs)) == 1
+
+
 def test_uncached_read_ignores_key_lookups_when_values_were_redacted():
     rows = per_request(6, [(LAZY, 30.0)])
     assert detect_uncached_reads(queries(rows), requests([f"r{i}" for i in range(6)])) == []
@@ -277,6 +293,14 @@ def test_sql_shape_helpers():
         "tickets",
     ]
     assert tables_in("insert into api_tokens(token) values (?)") == ["api_tokens"]
+    # quoted names (a writer's table missed here was "no write in between" to the cache
+    # detector), schema prefixes, and an upsert's DO UPDATE SET (no table called "set")
+    assert tables_in('insert into "flow_run" (id) values (?+)') == ["flow_run"]
+    assert tables_in('select * from "public"."flow_run" join "user" on ? = ?') == [
+        "flow_run",
+        "user",
+    ]
+    assert tables_in("insert into t(a) values (?+) on conflict(a) do update set a = ?") == ["t"]
     assert report_like("select count(*) from tickets where tickets.status = ?")
     assert report_like("select * from tickets where created_at >= ? and created_at < ?")
     assert not report_like("select * from users where users.id = ?")

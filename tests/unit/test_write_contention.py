@@ -71,8 +71,10 @@ def test_a_writers_transaction_lasts_until_its_connection_is_checked_in() -> Non
     assert len(detect_write_contention(q, alone, c)) == 1  # checked in 150 ms later
 
 
-def _finding(kind: str, fingerprint: str, saving: float, key: str = "fingerprint") -> Finding:
-    return Finding(kind, "low", "GET /x", kind, [{key: fingerprint}], saving, "fix", 10)
+def _finding(
+    kind: str, fingerprint: str, saving: float, key: str = "fingerprint", **more
+) -> Finding:
+    return Finding(kind, "low", "GET /x", kind, [{key: fingerprint, **more}], saving, "fix", 10)
 
 
 def test_one_cause_one_finding_keeps_the_explaining_detector_and_the_largest_saving() -> None:
@@ -95,3 +97,15 @@ def test_one_cause_one_finding_keeps_the_explaining_detector_and_the_largest_sav
         "slow_query",
     ]
     assert np.isclose(sum(f.estimated_saving_ms for f in found), 9.0 + 3.0 + 2.0)
+
+
+def test_a_count_on_every_page_stays_a_pagination_finding_beside_the_index() -> None:
+    page = "select * from t order by t.a limit ? offset ?"
+    paging = _finding(
+        "deep_pagination", page, 5.0, key="page_fingerprint", count_saving_ms=1.5,
+        depth_saving_ms=3.5,
+    )  # fmt: skip
+    found = one_per_cause([_finding("missing_index", page, 6.0), paging])
+    assert sorted(f.kind for f in found) == ["deep_pagination", "missing_index"]
+    assert paging.estimated_saving_ms == 1.5  # the depth cost is the index's
+    assert paging.evidence[0]["page_query_explained_by"] == "missing_index"

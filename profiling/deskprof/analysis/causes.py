@@ -9,7 +9,10 @@ others become its evidence (``also_found_by``), and its saving is the largest of
 estimates (they price the same time, so adding them would double count).
 
 Findings about how often a statement runs (``n_plus_one``, ``uncached_read``) are other
-causes with other fixes and are not folded.
+causes with other fixes and are not folded. Nor is the part of a ``deep_pagination``
+finding that is a cause of its own: a COUNT run on every page costs its time whatever
+index the page query gets, so a pagination finding whose page query an index finding
+explains keeps that COUNT saving alone (the depth cost is the index's) and says so.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from deskprof.analysis.finding import SEVERITIES, Finding
 # most specific first: the kept finding of a group is the first of these it has
 EXPLAINS = ("missing_index", "weak_index", "write_contention", "deep_pagination", "slow_query")
 _STATEMENT_KEYS = ("fingerprint", "page_fingerprint")
+_INDEX_KINDS = ("missing_index", "weak_index")
 
 
 def _severity_rank(severity: str) -> int:
@@ -52,6 +56,12 @@ def one_per_cause(findings: Iterable[Finding]) -> list[Finding]:
             for statement in statements_of(finding):
                 owner[statement] = finding
             continue
+        if finding.kind == "deep_pagination" and into.kind in _INDEX_KINDS:
+            count_ms = float(finding.evidence[0].get("count_saving_ms") or 0.0)
+            if count_ms > 0:
+                finding.estimated_saving_ms = count_ms
+                finding.evidence[0]["page_query_explained_by"] = into.kind
+                continue
         folded.add(id(finding))
         into.evidence.append(
             {

@@ -19,13 +19,14 @@ import pandas as pd
 NS_PER_MS = 1e6
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
-_TABLE_AFTER = re.compile(r"\b(?:join|update|into)\s+([a-z_][\w$]*(?:\.[a-z_][\w$]*)?)", re.I)
+_NAME = r'(?:"[^"]+"|`[^`]+`|[a-z_][\w$]*)'
+_TABLE_AFTER = re.compile(rf"\b(?:join|update|into)\s+({_NAME}(?:\.{_NAME})?)", re.I)
 _FROM_LIST = re.compile(
     r"\bfrom\s+(.+?)(?=\bwhere\b|\bgroup\b|\border\b|\blimit\b|\boffset\b|\bjoin\b|\binner\b"
     r"|\bleft\b|\bright\b|\bfull\b|\bcross\b|\bunion\b|\bhaving\b|\breturning\b|\bfor\b|\)|$)",
     re.I | re.S,
 )
-_NOT_TABLES = frozenset({"select", "lateral", "only", "as", "(", "?"})
+_NOT_TABLES = frozenset({"select", "lateral", "only", "as", "(", "?", "set"})  # do update set
 
 
 def tables_in(statement: str) -> list[str]:
@@ -41,8 +42,13 @@ def tables_in(statement: str) -> list[str]:
     found.extend(m.group(1) for m in _TABLE_AFTER.finditer(statement))
     out: list[str] = []
     for name in found:
-        name = name.strip('"`').lower().rsplit(".", 1)[-1]
-        if name and name not in out and re.fullmatch(r"[a-z_][\w$]*", name):
+        name = re.split(r'\.(?=["`a-z_])', name, flags=re.I)[-1].strip('"`').lower()
+        if (
+            name
+            and name not in out
+            and name not in _NOT_TABLES
+            and re.fullmatch(r"[a-z_][\w$]*", name)
+        ):
             out.append(name)
     return out
 

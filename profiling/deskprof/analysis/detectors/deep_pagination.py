@@ -194,7 +194,8 @@ def detect_deep_pagination(
             )
             if not counts_every_page or count_ms < t.pagination_min_count_ms:
                 continue
-        saving = count_ms * (1.0 if counts_every_page else 0.0) + depth_excess_ms
+        count_saving_ms = count_ms if counts_every_page else 0.0
+        saving = count_saving_ms + depth_excess_ms
         median_ms = endpoint_stat(stats, endpoint, "median_ms")
         evidence = {
             "endpoint": endpoint,
@@ -205,6 +206,8 @@ def detect_deep_pagination(
             "share_of_pages_with_count": round(count_share, 3),
             "count_ms_per_page": round(count_ms, 3),
             "latency_grows_with_depth": grows,
+            "count_saving_ms": round(count_saving_ms, 3),
+            "depth_saving_ms": round(depth_excess_ms, 3),
             **depth,
         }
         what = []
