@@ -6,22 +6,36 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import func, select, text
+from sqlalchemy import TextClause, func, select, text
 from sqlalchemy.orm import Session
 
 from tests.apps.models import Base, Item, make_engine
 
 engine = make_engine()
 Base.metadata.create_all(engine)
-# 120 to 400 ms on SQLite (by machine): slower than the slow-query threshold (p95 100 ms)
-SLOW = text(
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000) "
+
+
+def _slow_statement(target_s: float = 0.25) -> TextClause:
+    """A statement taking about ``target_s`` on this host, over the slow-query threshold
+    (p95 100 ms) however fast the host is: the count is calibrated here, once."""
+    probe = 100_000
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        conn.execute(text(_COUNT.format(n=probe))).scalar()
+    elapsed = max(time.perf_counter() - started, 1e-4)
+    return text(_COUNT.format(n=int(probe * target_s / elapsed)))
+
+
+_COUNT = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "
     "SELECT count(*) FROM c"
 )
+SLOW = _slow_statement()
 stop = threading.Event()
 
 
