@@ -90,6 +90,27 @@ def test_n_plus_one_fires_on_repeated_lookup_from_one_call_site():
     assert finding.severity == "high"  # 72 ms of a 200 ms request
 
 
+def test_n_plus_one_is_one_finding_per_loop_with_every_relation_it_loads():
+    """A list page lazy-loading the creator (line 12) and the comments (line 13) of each
+    row: two patterns, one loop, one fix; a lookup from another function stays apart."""
+    comments = "SELECT comments.id FROM comments WHERE ? = comments.ticket_id"
+    rows = per_request(6, [(LAZY, 8.0)] * 10, call_site="/srv/app/views.py:12")
+    rows += per_request(6, [(comments, 4.0)] * 10, call_site="/srv/app/views.py:13")
+    rows += per_request(6, [(LAZY, 8.0)] * 10, call_site="/srv/app/other.py:5",
+                        call_function="other")  # fmt: skip
+    found = detect_n_plus_one(queries(rows), requests([f"r{i}" for i in range(6)]))
+    assert len(found) == 2
+    loop = next(f for f in found if f.evidence[0]["call_function"] == "view")
+    assert loop.evidence[0]["queries_in_loop"] == 2
+    assert loop.evidence[0]["tables"] == ["users", "comments"]  # costliest first
+    assert [e["call_site"] for e in loop.evidence[1:]] == [
+        "/srv/app/views.py:12",
+        "/srv/app/views.py:13",
+    ]
+    assert "app/views.py:12-13" in loop.title and "users, comments" in loop.fix
+    assert loop.estimated_saving_ms == pytest.approx(9 * 8.0 + 9 * 4.0)
+
+
 def test_n_plus_one_repeated_on_most_requests_is_found_however_cheap_each_is():
     """A lazy load of 9 rows on every page view: no request crosses Sentry's 50 ms, the
     pattern is on every request; and one slow outlier does not shrink the finding to it."""

@@ -157,6 +157,26 @@ def severity_for(saving_ms: float, endpoint_ms: float, thresholds: Thresholds) -
     return "low"
 
 
+def combine(findings: list[Finding], summary: dict[str, Any] | None = None) -> Finding:
+    """One finding of several about one cause seen in different requests (one index for
+    two endpoints' queries, one endpoint's page queries): the costliest kept, the others'
+    evidence appended, total savings and affected requests added, so the per-request
+    saving is the total over all of them. ``summary`` updates the first evidence row."""
+    ordered = sorted(findings, key=lambda f: -f.total_saving_ms)
+    main = ordered[0]
+    if len(ordered) == 1:
+        return main
+    total = sum(f.total_saving_ms for f in ordered)
+    main.affected_requests = sum(max(int(f.affected_requests), 1) for f in ordered)
+    main.estimated_saving_ms = total / main.affected_requests
+    for other in ordered[1:]:
+        main.evidence.extend(other.evidence)
+        if _SEVERITY_RANK.get(other.severity, 9) < _SEVERITY_RANK.get(main.severity, 9):
+            main.severity = other.severity
+    main.evidence[0].update(summary or {})
+    return main
+
+
 def rank(findings: Iterable[Finding]) -> list[Finding]:
     """Most total time saved first, then the more severe, then by kind and endpoint (so
     the order is stable)."""

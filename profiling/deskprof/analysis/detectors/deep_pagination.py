@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deskprof.analysis.finding import Finding, Thresholds, severity_for
+from deskprof.analysis.finding import Finding, Thresholds, combine, severity_for
 from deskprof.analysis.sqltext import (
     NS_PER_MS,
     endpoint_stat,
@@ -231,4 +231,10 @@ def detect_deep_pagination(
                 affected_requests=n_requests,
             )
         )
-    return findings
+    by_endpoint: dict[str, list[Finding]] = {}  # one endpoint's page queries: one finding
+    for finding in findings:
+        by_endpoint.setdefault(finding.endpoint, []).append(finding)
+    return [
+        combine(group, {"page_queries": len(group)} if len(group) > 1 else None)
+        for group in by_endpoint.values()
+    ]

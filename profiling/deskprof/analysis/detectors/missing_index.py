@@ -34,7 +34,7 @@ from deskprof.analysis.explain import (
     parse_parameters,
     rewrite_placeholders,
 )
-from deskprof.analysis.finding import Finding, Thresholds, severity_for
+from deskprof.analysis.finding import Finding, Thresholds, combine, severity_for
 from deskprof.analysis.index_check import CopyCheck, CopyOnDemand
 from deskprof.analysis.sqltext import (
     NS_PER_MS,
@@ -179,7 +179,15 @@ def detect_missing_indexes(
             )
     finally:
         copies.close()
-    return list(merged.values())
+    by_index: dict[str, list[Finding]] = {}  # one index serving several endpoints
+    for (_endpoint, ddl), finding in merged.items():
+        by_index.setdefault(ddl, []).append(finding)
+    return [
+        combine(
+            group, {"endpoints": sorted({f.endpoint for f in group})} if len(group) > 1 else None
+        )
+        for group in by_index.values()
+    ]
 
 
 def _check_plan(
@@ -220,7 +228,7 @@ def _check_plan(
         if finding is None:
             continue
         key = (finding.endpoint, finding.evidence[0]["suggested_index"])
-        if key in merged:
+        if key in merged:  # another statement of the same requests: savings add up
             merged[key].evidence.append(finding.evidence[0])
             merged[key].estimated_saving_ms += finding.estimated_saving_ms
         else:

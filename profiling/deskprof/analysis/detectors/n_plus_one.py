@@ -6,6 +6,11 @@ load of 9 rows on every page view costs 11 ms a request, and no single request c
 50 ms). Once in, the finding covers every request where the query repeats, not only the
 slow outliers, so its saving is the pattern's and its severity follows that time.
 
+One loop, one finding: a list page that lazy-loads five relations per row runs five
+patterns from five lines of one function, and they are one problem with one fix (eager
+loading in the query that lists the rows), so they are reported together with each
+relation, its call site and its counts in the evidence.
+
 A plain function of the contract's ``queries`` and ``requests``, so a test can hand it ten
 rows built by hand.
 """
@@ -22,6 +27,7 @@ from deskprof.analysis.sqltext import (
     endpoint_stats,
     read_rows,
     short_site,
+    tables_in,
 )
 
 
@@ -32,9 +38,11 @@ def detect_n_plus_one(
     ``n_plus_one_min_repeats`` times in one request, where either one such request took
     ``n_plus_one_min_total_ms`` on it (Sentry's rule) or at least
     ``n_plus_one_systematic_share`` of the endpoint's requests (and
-    ``n_plus_one_systematic_requests``) repeat it. One finding per endpoint, fingerprint
-    and call site, over every request that repeats it; saving = (repeats - 1) x mean
-    duration, averaged over those requests."""
+    ``n_plus_one_systematic_requests``) repeat it. One finding per loop: the patterns of
+    one endpoint whose call sites are in one function of one file (each relation a list
+    page lazy-loads is one pattern, and one ``selectinload`` each fixes them together),
+    over every request that repeats any; saving = (repeats - 1) x mean duration per
+    pattern, summed per request and averaged over those requests."""
     t = thresholds or Thresholds()
     keys = ["endpoint", "fingerprint_id", "call_site", "request_id"]
     rows = read_rows(queries, in_requests=True)
@@ -51,52 +59,103 @@ def detect_n_plus_one(
     if hits.empty:
         return []
     hits["saving_ms"] = (hits["repeats"] - 1) * (hits["total_ns"] / hits["repeats"]) / NS_PER_MS
+    hits["loop_file"] = hits["call_site"].astype(str).str.rsplit(":", n=1).str[0]
     findings = []
-    for (endpoint, fp_id, site), group in hits.groupby(
-        ["endpoint", "fingerprint_id", "call_site"], sort=False
+    for (endpoint, _file, function), loop in hits.groupby(
+        ["endpoint", "loop_file", "call_function"], sort=False
     ):
-        saving = float(group["saving_ms"].mean())
-        median_ms = endpoint_stat(stats, endpoint, "median_ms")
-        repeats_median = float(group["repeats"].median())
-        function = str(group["call_function"].iloc[0])
-        evidence = {
-            "endpoint": endpoint,
-            "fingerprint": str(group["fingerprint"].iloc[0]),
-            "fingerprint_id": fp_id,
-            "call_site": site,
-            "call_function": function,
-            "requests_affected": len(group),
-            "requests_of_endpoint": int(endpoint_stat(stats, endpoint, "requests")),
-            "requests_over_sentry_threshold": int(group["sentry"].sum()),
-            "found_by": "sentry" if group["sentry"].any() else "systematic",
-            "repeats_per_request_median": repeats_median,
-            "repeats_per_request_max": int(group["repeats"].max()),
-            "db_ms_per_request": round(float(group["total_ns"].mean()) / NS_PER_MS, 3),
-            "mean_query_ms": round(
-                float(group["total_ns"].sum() / group["repeats"].sum()) / NS_PER_MS, 3
-            ),
-            "endpoint_median_ms": round(median_ms, 3),
-        }
-        findings.append(
-            Finding(
-                kind="n_plus_one",
-                severity=severity_for(saving, median_ms, t),
-                endpoint=endpoint,
-                title=(
-                    f"N+1: the same query runs {repeats_median:.0f}x per request from "
-                    f"{short_site(site)} ({function})"
-                ),
-                evidence=[evidence],
-                estimated_saving_ms=saving,
-                fix=(
-                    f"Load these rows in one query: eager-load what {function} touches at "
-                    f"{short_site(site)} (SQLAlchemy selectinload()/joinedload()), or fetch "
-                    "them with one IN (...) query before the loop."
-                ),
-                affected_requests=len(group),
-            )
-        )
+        findings.append(_loop_finding(endpoint, str(function), loop, stats, t))
     return findings
+
+
+def _pattern(group: pd.DataFrame) -> dict:
+    """One repeated query of a loop: what it reads, from where, how often."""
+    fp = str(group["fingerprint"].iloc[0])
+    return {
+        "fingerprint": fp,
+        "fingerprint_id": str(group["fingerprint_id"].iloc[0]),
+        "tables": tables_in(fp),
+        "call_site": str(group["call_site"].iloc[0]),
+        "requests_affected": len(group),
+        "repeats_per_request_median": float(group["repeats"].median()),
+        "repeats_per_request_max": int(group["repeats"].max()),
+        "db_ms_per_request": round(float(group["total_ns"].mean()) / NS_PER_MS, 3),
+        "mean_query_ms": round(
+            float(group["total_ns"].sum() / group["repeats"].sum()) / NS_PER_MS, 3
+        ),
+        "found_by": "sentry" if group["sentry"].any() else "systematic",
+        "_saving_total_ms": float(group["saving_ms"].sum()),
+    }
+
+
+def _loop_finding(
+    endpoint: str, function: str, loop: pd.DataFrame, stats: pd.DataFrame, t: Thresholds
+) -> Finding:
+    """One finding for one loop (the queries one function repeats in one endpoint's
+    requests: each lazy relation it touches), its patterns costliest first."""
+    patterns = [_pattern(group) for _, group in loop.groupby(["fingerprint_id", "call_site"])]
+    patterns.sort(key=lambda p: -p["_saving_total_ms"])
+    affected = int(loop["request_id"].nunique())
+    saving = sum(p.pop("_saving_total_ms") for p in patterns) / max(affected, 1)
+    top = patterns[0]
+    median_ms = endpoint_stat(stats, endpoint, "median_ms")
+    sites = sorted({short_site(p["call_site"]) for p in patterns}, key=_line_order)
+    where = _site_range(sites)
+    tables = list(dict.fromkeys(tb for p in patterns for tb in p["tables"][:1]))
+    summary = {
+        "endpoint": endpoint,
+        **{k: top[k] for k in ("fingerprint", "fingerprint_id", "call_site")},
+        "call_function": function,
+        "queries_in_loop": len(patterns),
+        "tables": tables,
+        "requests_affected": affected,
+        "requests_of_endpoint": int(endpoint_stat(stats, endpoint, "requests")),
+        "requests_over_sentry_threshold": int(loop[loop["sentry"]]["request_id"].nunique()),
+        "found_by": "sentry" if loop["sentry"].any() else "systematic",
+        **{k: top[k] for k in ("repeats_per_request_median", "repeats_per_request_max")},
+        "db_ms_per_request": round(
+            float(loop.groupby("request_id")["total_ns"].sum().mean()) / NS_PER_MS, 3
+        ),
+        "endpoint_median_ms": round(median_ms, 3),
+    }
+    many = len(patterns) > 1
+    title = (
+        f"N+1: {len(patterns)} queries repeat per request in {function} ({where}): "
+        f"{', '.join(tables)}"
+        if many
+        else f"N+1: the same query runs {top['repeats_per_request_median']:.0f}x per request "
+        f"from {where} ({function})"
+    )
+    return Finding(
+        kind="n_plus_one",
+        severity=severity_for(saving, median_ms, t),
+        endpoint=endpoint,
+        title=title,
+        evidence=[summary, *patterns] if many else [summary],
+        estimated_saving_ms=saving,
+        fix=(
+            f"Load the rows {function} touches at {where} with the query that lists them: "
+            f"eager-load the relationship{'s' if len(tables) > 1 else ''} to "
+            f"{', '.join(tables)} (SQLAlchemy .options(selectinload(...)) per relationship, "
+            "joinedload() for a many-to-one), or fetch each with one IN (...) query "
+            "before the loop."
+        ),
+        affected_requests=affected,
+    )
+
+
+def _line_order(site: str) -> tuple[str, int]:
+    path, _, line = site.rpartition(":")
+    return (path, int(line)) if line.isdigit() else (site, 0)
+
+
+def _site_range(sites: list[str]) -> str:
+    """``app/views.py:112-116`` for sites in one file, else the sites joined."""
+    paths = {site.rpartition(":")[0] for site in sites}
+    if len(sites) > 1 and len(paths) == 1:
+        first, last = sites[0].rpartition(":")[2], sites[-1].rpartition(":")[2]
+        return f"{sites[0].rpartition(':')[0]}:{first}-{last}"
+    return ", ".join(sites)
 
 
 def _passing(hits: pd.DataFrame, stats: pd.DataFrame, t: Thresholds) -> pd.DataFrame:
