@@ -132,6 +132,10 @@ class Thresholds:
     # severity from the share of the endpoint's median latency a fix would save
     severity_high_share: float = 0.25
     severity_medium_share: float = 0.05
+    # ... and, once ranked, from the same figure the ranking uses: the total saving as a
+    # share of all the capture's request time
+    severity_total_high_share: float = 0.05
+    severity_total_medium_share: float = 0.01
 
 
 class FindingList(list):
@@ -175,6 +179,36 @@ def combine(findings: list[Finding], summary: dict[str, Any] | None = None) -> F
             main.severity = other.severity
     main.evidence[0].update(summary or {})
     return main
+
+
+def grade(
+    findings: Iterable[Finding], request_ms_total: float, thresholds: Thresholds
+) -> list[Finding]:
+    """Severity from the figure findings are ranked by: a finding's total saving as a
+    share of all the capture's request time (``severity_total_*_share``), so a HIGH is
+    never ranked below a LOW. A finding with no time saving (memory, by-design costs)
+    keeps its detector's severity, capped at medium, and its ``saving_basis`` says why.
+    With no request time (no requests table) the detectors' severities stand."""
+    out = list(findings)
+    if request_ms_total <= 0:
+        return out
+    for finding in out:
+        if finding.estimated_saving_ms <= 0:
+            if finding.severity == "high":
+                finding.severity = "medium"
+            continue
+        share = finding.total_saving_ms / request_ms_total
+        finding.severity = (
+            "high"
+            if share >= thresholds.severity_total_high_share
+            else "medium"
+            if share >= thresholds.severity_total_medium_share
+            else "low"
+        )
+        first = finding.evidence[0] if finding.evidence else None
+        if isinstance(first, dict):
+            first["share_of_request_time"] = round(share, 4)
+    return out
 
 
 def rank(findings: Iterable[Finding]) -> list[Finding]:

@@ -29,6 +29,7 @@ from deskprof.analysis.finding import (
     at_least,
     findings_from_json,
     findings_to_json,
+    grade,
     json_safe,
     rank,
     severity_for,
@@ -130,4 +131,6 @@ def detect_all(
         kwargs = {key: options[key] for key in detector.options if key in options}
         frames = [_table(capture, name) for name in detector.reads]
         found.extend(detector.load()(*frames, thresholds=thresholds, **kwargs))
-    return FindingList(rank(one_per_cause(found)), skipped)
+    requests = _table(capture, "requests")
+    request_ms = float(requests["duration_ns"].sum()) / 1e6 if "duration_ns" in requests else 0.0
+    return FindingList(rank(grade(one_per_cause(found), request_ms, thresholds)), skipped)

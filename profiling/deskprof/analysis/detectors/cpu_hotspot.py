@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from deskprof.analysis.cpu_time import cpu_weight
+from deskprof.analysis.deliberate import ADVICE, deliberate_cost
 from deskprof.analysis.finding import Finding, Thresholds
 from deskprof.analysis.stackframes import (
     is_application,
@@ -175,7 +176,12 @@ def _hotspot(
     cpu_ms = count / rate_hz * 1000.0
     requests = int(per_endpoint.get(endpoint, 0))
     per_request = cpu_ms / (float(requests) or 1.0)
-    leaves = rows.groupby("leaf")["n_samples"].sum().sort_values(ascending=False).head(3)
+    by_leaf = rows.groupby("leaf")["n_samples"].sum().sort_values(ascending=False)
+    leaves = by_leaf.head(3)
+    by_design = deliberate_cost(by_leaf.head(20).to_dict())
+    if by_design:  # paid on purpose: no saving proposed, no rewrite advised
+        title = f"{title} (by design: {by_design})"
+        fix, basis = ADVICE[by_design], f"none proposed: {by_design} is a cost paid on purpose"
     evidence = {
         "endpoint": endpoint,
         **subject,
@@ -188,15 +194,16 @@ def _hotspot(
         "requests": requests,
         "rate_hz": rate_hz,
         "top_leaf_frames": {str(k): int(v) for k, v in leaves.items()},
+        "by_design": by_design,
         "saving_basis": basis,
     }
     return Finding(
         kind="cpu_hotspot",
-        severity="high" if share >= 0.5 else "medium",
+        severity="low" if by_design else ("high" if share >= 0.5 else "medium"),
         endpoint=endpoint,
         title=title,
         evidence=[evidence],
-        estimated_saving_ms=per_request,
+        estimated_saving_ms=0.0 if by_design else per_request,
         fix=fix,
         affected_requests=requests,
     )
