@@ -11,11 +11,23 @@ import sys
 from types import ModuleType
 
 from deskprof import __version__
-from deskprof.cli import capture, demo, doctor, experiment, findings, probe, report, run
+from deskprof.cli import (
+    capture,
+    check,
+    demo,
+    doctor,
+    experiment,
+    findings,
+    probe,
+    report,
+    run,
+)
 from deskprof.cli.options import message
 from deskprof.errors import DeskprofError
 
-COMMANDS: list[ModuleType] = [capture, doctor, run, probe, experiment, findings, report, demo]
+COMMANDS: list[ModuleType] = [
+    capture, doctor, run, probe, experiment, findings, check, report, demo
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
