@@ -63,7 +63,7 @@ def _table(capture: Any, name: str) -> pd.DataFrame:
     return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
 
 
-def _as_capture(capture: Any) -> Any:
+def as_capture(capture: Any) -> Any:
     """An opened capture from what a notebook may pass: a bundle path, a capture
     result (its ``path``) or an opened capture. Anything else is a mistake, said in one
     line: it used to give 0 findings ("no queries") without a word."""
@@ -97,7 +97,7 @@ def detect_all(
     detectors did not run and why. ``app_packages`` names top-level packages that are the
     service's own code besides those of its request handlers (see
     :func:`deskprof.analysis.stackframes.app_packages`)."""
-    capture = _as_capture(capture)
+    capture = as_capture(capture)
     manifest = getattr(capture, "manifest", None) or {}
     cpu_rate = getattr(capture, "cpu_rate_hz", None)
     skipped: list[dict[str, str]] = []
