@@ -31,8 +31,8 @@ def test_pieces_of_a_finding_and_of_its_dict_agree() -> None:
     text = finding_text(CHURN, 1)
     assert text == finding_text(CHURN.to_dict(), 1)
     assert text.where == "(all endpoints)" and text.severity_label == "MEDIUM"
-    assert text.saving == "≈ 2.5 ms saved per request x 9 requests"
-    assert "plan=" not in text.evidence and text.evidence.startswith("connects_per_request=1.0")
+    assert text.saving == "≈ 22.5 ms in total (2.50 ms per request x 9 requests)"
+    assert "plan=" not in text.evidence and text.evidence.startswith("connects_per_request=1;")
     assert text.evidence.endswith("...")
     assert evidence_summary([]) == ""
 

@@ -52,5 +52,5 @@ def test_queries_outside_requests_get_their_group() -> None:
 
 
 def test_saving_of_background_work_counts_runs() -> None:
-    assert saving_text(2.0, 5, "run") == "≈ 2.0 ms saved per run x 5 runs"
-    assert saving_text(2.0, 5) == "≈ 2.0 ms saved per request x 5 requests"
+    assert saving_text(2.0, 5, "run") == "≈ 10 ms in total (2 ms per run x 5 runs)"
+    assert saving_text(2.0, 5) == "≈ 10 ms in total (2 ms per request x 5 requests)"

@@ -10,6 +10,7 @@ redacted dicts). Standard library only, so the command line can import it cheapl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,20 +55,65 @@ def evidence_summary(evidence: list[dict[str, Any]]) -> str:
     for key, value in first.items():
         if key in _NOT_SUMMARISED or value in (None, "", [], {}):
             continue
-        text = value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else format_number(value, key)
+        text = text if text or isinstance(value, str) else str(value)
         if len(text) > SUMMARY_VALUE_CHARS:
             text = text[: SUMMARY_VALUE_CHARS - 3] + "..."
         keep.append(f"{key}={text}")
     return "; ".join(keep)
 
 
+def format_number(value: Any, column: str = "") -> str:
+    """A number for reading: thousands separators, never an exponent (``1.64e+03`` was
+    how reports printed 1,640), three significant digits below 100; a column named
+    ``*share`` or ``*_change`` is a percentage."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "" if math.isnan(value) else str(value)
+    if column.endswith("share") or column.endswith("_change"):
+        return f"{value:+.1%}" if column.endswith("_change") else f"{value:.1%}"
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
+        return f"{value:,.0f}"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:,.1f}"
+    if magnitude >= 1 or magnitude == 0:
+        return f"{value:.2f}"
+    digits = max(3, 2 - math.floor(math.log10(magnitude)))  # three significant digits
+    return f"{value:.{digits}f}"
+
+
+def format_ms(ms: float) -> str:
+    """``850 ms``, ``12.5 ms``, ``14.2 s``: a duration with its unit."""
+    return f"{ms / 1000:,.1f} s" if abs(ms) >= 10_000 else f"{format_number(float(ms))} ms"
+
+
 def saving_text(
-    estimated_saving_ms: float, affected_requests: int = 0, unit: str = "request"
+    estimated_saving_ms: float,
+    affected_requests: int = 0,
+    unit: str = "request",
+    basis: str = "",
 ) -> str:
-    """``≈ 12.5 ms saved per request x 40 requests`` (the count when known); work outside
-    requests counts its statements (``unit="run"``)."""
-    text = f"≈ {float(estimated_saving_ms):.1f} ms saved per {unit}"
-    return text + (f" x {int(affected_requests)} {unit}s" if affected_requests else "")
+    """``≈ 1.2 s in total (12.5 ms per request x 96 requests)``: the total first, since
+    that is what the list is ranked by; work outside requests counts its statements
+    (``unit="run"``). No saving: says so, and why when the evidence does."""
+    ms = float(estimated_saving_ms or 0.0)
+    if ms <= 0:
+        return "no time saving estimated" + (f" ({basis})" if basis else "")
+    per = f"{format_ms(ms)} per {unit}"
+    if not affected_requests:
+        return f"≈ {per}"
+    total = ms * int(affected_requests)
+    return f"≈ {format_ms(total)} in total ({per} x {int(affected_requests):,} {unit}s)"
+
+
+def _basis(data: Mapping[str, Any]) -> str:
+    evidence = data.get("evidence") or []
+    first = evidence[0] if evidence and isinstance(evidence[0], Mapping) else {}
+    return str(first.get("saving_basis") or "")
 
 
 def finding_text(finding: Any, rank: int) -> FindingText:
@@ -84,6 +130,7 @@ def finding_text(finding: Any, rank: int) -> FindingText:
             data.get("estimated_saving_ms") or 0.0,
             data.get("affected_requests") or 0,
             "run" if is_background(endpoint) else "request",
+            _basis(data),
         ),
         title=str(data.get("title", "")),
         evidence=evidence_summary(list(data.get("evidence") or [])),

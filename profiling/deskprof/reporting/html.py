@@ -15,7 +15,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from deskprof import __version__
-from deskprof.analysis.finding_text import NO_FINDINGS, findings_text, heading
+from deskprof.analysis.finding_text import NO_FINDINGS, findings_text, format_number, heading
 from deskprof.reporting.document import ReportDocument
 
 MAX_EVIDENCE_ROWS = 20
@@ -34,14 +34,16 @@ def frame_html(frame: pd.DataFrame) -> Markup:
         return Markup('<p class="note">(no rows)</p>')
     shown = frame.copy()
     for column in shown.columns:
-        if pd.api.types.is_float_dtype(shown[column]):
-            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:,.3g}")
+        if pd.api.types.is_numeric_dtype(shown[column]) and not pd.api.types.is_bool_dtype(
+            shown[column]
+        ):
+            shown[column] = shown[column].map(lambda v, c=str(column): format_number(v, c))
     return Markup(shown.to_html(index=False, escape=True, classes="data", border=0))
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.3g}"
+def _cell(value: Any, key: str = "") -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_number(value, key)
     if isinstance(value, dict | list):
         return json.dumps(value, default=str)[:400]
     return str(value)
@@ -53,7 +55,7 @@ def evidence_table(rows: list[dict[str, Any]]) -> Markup:
     keys: list[str] = []
     for row in shown:
         keys.extend(k for k in row if k not in keys)
-    frame = pd.DataFrame([{k: _cell(row.get(k, "")) for k in keys} for row in shown])
+    frame = pd.DataFrame([{k: _cell(row.get(k, ""), k) for k in keys} for row in shown])
     html = frame_html(frame)
     if len(rows) > MAX_EVIDENCE_ROWS:
         html += Markup(f'<p class="note">{len(rows) - MAX_EVIDENCE_ROWS} more rows not shown</p>')

@@ -15,18 +15,24 @@ from typing import Any
 import pandas as pd
 
 from deskprof import __version__
-from deskprof.analysis.finding_text import NO_FINDINGS, FindingText, findings_text, heading
+from deskprof.analysis.finding_text import (
+    NO_FINDINGS,
+    FindingText,
+    findings_text,
+    format_number,
+    heading,
+)
 from deskprof.reporting.document import ReportDocument
 
 
-def _escape(value: Any) -> str:
-    text = value if isinstance(value, str) else _format(value)
+def _escape(value: Any, column: str = "") -> str:
+    text = value if isinstance(value, str) else _format(value, column)
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if pd.isna(value) else f"{value:,.3g}"
+def _format(value: Any, column: str = "") -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_number(value, column)
     return str(value)
 
 
@@ -36,8 +42,9 @@ def pipe_table(frame: pd.DataFrame) -> str:
         return "_(no rows)_\n"
     header = "| " + " | ".join(_escape(str(c)) for c in frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    columns = [str(c) for c in frame.columns]
     body = [
-        "| " + " | ".join(_escape(v) for v in row) + " |"
+        "| " + " | ".join(_escape(v, c) for v, c in zip(row, columns, strict=True)) + " |"
         for row in frame.itertuples(index=False, name=None)
     ]
     return "\n".join([header, rule, *body]) + "\n"
