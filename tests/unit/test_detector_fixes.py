@@ -68,12 +68,17 @@ def test_sla_loop_found_under_sqlite_n_plus_one_time():
     frames = {1: LAZY_LOAD, 2: FETCH, 3: ORM, 4: SLA_LOOP, 5: SLA_HELPER}
     sampled = samples({1: 1760, 2: 656, 3: 490, 4: 313, 5: 435})
     found = detect_cpu_hotspots(sampled, stacks(frames), _requests(10), rate_hz=100.0)
-    functions = [f.evidence[0]["function"] for f in found]
-    assert functions == [
+    (finding,) = found  # one module, one cause: the two functions are one finding
+    assert finding.evidence[0]["functions"] == [
+        "is_business_minute (opendesk/sla.py)",
+        "due_time_loop (opendesk/sla.py)",
+    ]
+    assert finding.title.startswith("CPU hot spot: is_business_minute, due_time_loop")
+    assert [e["function"] for e in finding.evidence] == [
         "is_business_minute (/srv/opendesk/sla.py)",
         "due_time_loop (/srv/opendesk/sla.py)",
     ]
-    evidence = found[0].evidence[0]
+    evidence = finding.evidence[0]
     assert evidence["endpoint_cpu_samples"] == 490 + 313 + 435
     assert evidence["database_samples_left_out"] == 1760 + 656
     assert evidence["endpoint_library_samples"] == 490

@@ -92,7 +92,7 @@ def test_n_plus_one_fires_on_repeated_lookup_from_one_call_site():
 
 def test_n_plus_one_is_one_finding_per_loop_with_every_relation_it_loads():
     """A list page lazy-loading the creator (line 12) and the comments (line 13) of each
-    row: two patterns, one loop, one fix; a lookup from another function stays apart."""
+    row: two patterns, one loop, one fix; a lookup from another module stays apart."""
     comments = "SELECT comments.id FROM comments WHERE ? = comments.ticket_id"
     rows = per_request(6, [(LAZY, 8.0)] * 10, call_site="/srv/app/views.py:12")
     rows += per_request(6, [(comments, 4.0)] * 10, call_site="/srv/app/views.py:13")

@@ -17,9 +17,9 @@ ENDPOINT = "GET /items/{id}"
 
 
 def _capture(overlapping: bool, n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``n`` requests each writing the hot row then holding its transaction 150 ms. With
-    ``overlapping`` they come in pairs on two connections (the second waits 150 ms for
-    the first's commit); otherwise one at a time."""
+    """``n`` requests each writing the hot row (a new count, the same id) then holding
+    its transaction 150 ms. With ``overlapping`` they come in pairs on two connections
+    (the second waits 150 ms for the first's commit); otherwise one at a time."""
     rows, reqs, conns = [], [], []
     for r in range(n):
         base = (r // 2 if overlapping else r) * 400 * MS
@@ -29,7 +29,7 @@ def _capture(overlapping: bool, n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame
         end = start + duration + 150 * MS
         rows.append(
             {"request_id": f"r{r}", "start_ns": start, "duration_ns": duration,
-             "statement": VIEW, "connection_id": 1 + r % 2, "parameters": "[1, 1]",
+             "statement": VIEW, "connection_id": 1 + r % 2, "parameters": f"[{r}, 1]",
              "endpoint": ENDPOINT}
         )  # fmt: skip
         reqs.append({"request_id": f"r{r}", "endpoint": ENDPOINT, "start_ns": start,

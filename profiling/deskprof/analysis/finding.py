@@ -104,6 +104,8 @@ class Thresholds:
     # write contention: keyed writes slower when another writer's transaction was open
     contention_min_ratio: float = 3.0  # overlapped median / lone median at least
     contention_max_p: float = 0.01  # Mann-Whitney U, overlapped slower than lone
+    contention_min_wait_ms: float = 100.0  # waited over the whole capture
+    contention_min_overlapped_ms: float = 1.0  # median of the calls that waited
     # uncached hot read: the same read repeated across requests, no write in between
     uncached_min_requests: int = 5
     uncached_min_ms: float = 10.0  # cacheable DB time per affected request
@@ -186,16 +188,19 @@ def grade(
 ) -> list[Finding]:
     """Severity from the figure findings are ranked by: a finding's total saving as a
     share of all the capture's request time (``severity_total_*_share``), so a HIGH is
-    never ranked below a LOW. A finding with no time saving (memory, by-design costs)
-    keeps its detector's severity, capped at medium, and its ``saving_basis`` says why.
-    With no request time (no requests table) the detectors' severities stand."""
+    never ranked below a LOW. A finding with no time estimate is LOW (its
+    ``saving_basis`` says why: not measured, or a cost paid by design), except memory,
+    whose severity is about bytes (capped at medium). With no request time (no requests
+    table) the detectors' severities stand."""
     out = list(findings)
     if request_ms_total <= 0:
         return out
     for finding in out:
         if finding.estimated_saving_ms <= 0:
-            if finding.severity == "high":
-                finding.severity = "medium"
+            memory = finding.kind.startswith("memory")
+            finding.severity = "medium" if memory and finding.severity == "high" else (
+                finding.severity if memory else "low"
+            )  # fmt: skip
             continue
         share = finding.total_saving_ms / request_ms_total
         finding.severity = (

@@ -24,7 +24,12 @@ from deskprof.bundle.frames import format_frame, parse_frame
 
 _LIBRARY = ("site-packages", "dist-packages", "/lib/python", "<frozen", "<string>", "/deskprof/")
 _IDLE_FILES = ("selectors.py", "asyncio/base_events.py", "threading.py", "queue.py", "socket.py")
-_IDLE_FUNCTIONS = frozenset({"select", "poll", "epoll_wait", "wait", "_run_once", "run_forever"})
+# a leaf Python frame named so is blocked in the C call it makes, whatever its class
+# (gunicorn's SyncWorker.wait, threading's Condition.wait): matched on the method name
+_IDLE_FUNCTIONS = frozenset(
+    {"select", "poll", "epoll_wait", "wait", "_run_once", "run_forever", "accept",
+     "_wait_for_tstate_lock"}
+)  # fmt: skip
 _THIRD_PARTY = ("site-packages", "dist-packages", "/deskprof/")
 # where SQLAlchemy hands over to the DBAPI driver: the leaf Python frame of a database call
 _DB_CALLS = {
@@ -86,7 +91,8 @@ def is_idle(frame: str) -> bool:
     """A leaf frame that waits (selectors, the event loop, thread and queue waits)."""
     function, file, _ = parse_frame(frame)
     path = file.replace("\\", "/")
-    return function in _IDLE_FUNCTIONS or any(path.endswith(name) for name in _IDLE_FILES)
+    method = function.rsplit(".", 1)[-1]
+    return method in _IDLE_FUNCTIONS or any(path.endswith(name) for name in _IDLE_FILES)
 
 
 def is_third_party(file: str) -> bool:

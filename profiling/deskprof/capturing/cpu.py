@@ -50,7 +50,7 @@ WAIT_LEAVES: frozenset[tuple[str, str]] = frozenset(
         ("_run_once", "base_events.py"),
         ("run", "runners.py"),  # uvloop: the event loop waits inside C below asyncio.run
         ("sleep", ""),
-        ("wait", "threading.py"),
+        ("wait", ""),  # Condition.wait, Event.wait, gunicorn's SyncWorker.wait (select)
         ("acquire", ""),
         ("_wait_for_tstate_lock", "threading.py"),
         ("join", "threading.py"),
@@ -62,8 +62,7 @@ WAIT_LEAVES: frozenset[tuple[str, str]] = frozenset(
         ("sendall", ""),
         ("connect", "socket.py"),
         ("create_connection", "socket.py"),
-        ("wait", "waiting.py"),  # psycopg 3 waiting on the server
-        ("wait", "connection.py"),  # psycopg 3: Connection.wait hands off to C
+        # psycopg 3's Connection.wait (connection.py) and wait (waiting.py): "wait" above
         ("wait_conn", "waiting.py"),
         ("wait_selector", "waiting.py"),
         ("wait_epoll", "waiting.py"),
@@ -74,6 +73,7 @@ WAIT_LEAVES: frozenset[tuple[str, str]] = frozenset(
         ("_recv", "connection.py"),  # multiprocessing pipe: uvicorn's supervisor waiting
         ("_recv_bytes", "connection.py"),
         ("main", "resource_tracker.py"),  # multiprocessing's resource tracker, idle
+        ("close_graceful", "util.py"),  # gunicorn: waits for the client to close
     }
 )
 _WAIT_NAMES_ANY_FILE = {name for name, suffix in WAIT_LEAVES if not suffix}

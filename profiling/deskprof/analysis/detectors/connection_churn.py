@@ -81,6 +81,6 @@ def detect_connection_churn(
                 "pool_pre_ping=True) instead of NullPool or a connection per request; with "
                 "many worker processes, PgBouncer in front of PostgreSQL."
             ),
-            affected_requests=len(inside),
+            affected_requests=int((reqs["connects"] > 0).sum()),  # requests, not connects
         )
     ]

@@ -31,7 +31,8 @@ import pandas as pd
 
 from deskprof.analysis.cpu_time import cpu_weight
 from deskprof.analysis.deliberate import ADVICE, deliberate_cost
-from deskprof.analysis.finding import Finding, Thresholds
+from deskprof.analysis.finding import Finding, Thresholds, combine
+from deskprof.analysis.sqltext import short_site
 from deskprof.analysis.stackframes import (
     is_application,
     requests_per_endpoint,
@@ -104,7 +105,42 @@ def detect_cpu_hotspots(
                 )
             )
         findings += _library_hotspots(endpoint, rows, total, per_endpoint, t, rate_hz, app_packages)
-    return findings
+    return _by_module(findings)
+
+
+def _by_module(findings: list[Finding]) -> list[Finding]:
+    """Own-code hot spots of one module, whatever the endpoint, as one finding: an SLA
+    module whose minute loop and its helper are hot behind three endpoints is one cause
+    with one fix, not six findings. Library hot spots and by-design ones stay apart."""
+    groups: dict[str, list[Finding]] = {}
+    out = []
+    for finding in findings:
+        first = finding.evidence[0]
+        if "function" not in first or first.get("by_design"):
+            out.append(finding)
+            continue
+        groups.setdefault(parse_frame(first["function"])[1], []).append(finding)
+    for module, group in groups.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        functions = list(dict.fromkeys(short_owner(f.evidence[0]["function"]) for f in group))
+        endpoints = list(
+            dict.fromkeys(f.endpoint for f in sorted(group, key=lambda f: -f.total_saving_ms))
+        )
+        merged = combine(group, {"functions": functions, "endpoints": endpoints})
+        names = ", ".join(function.split(" (")[0] for function in functions)
+        merged.title = (
+            f"CPU hot spot: {names} ({short_site(module)}) behind "
+            f"{len(endpoints)} endpoint{'s' if len(endpoints) > 1 else ''}"
+        )
+        merged.fix = (
+            f"Make {names} cheaper: replace per-item loops with arithmetic or SQL (a closed "
+            "form, an aggregate), or compute the result once and cache it; every endpoint "
+            "listed gains."
+        )
+        out.append(merged)
+    return out
 
 
 def _library_hotspots(

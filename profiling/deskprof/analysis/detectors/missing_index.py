@@ -14,6 +14,10 @@ and after when values were kept: a candidate the planner ignores is not suggeste
 the finding says "verified on a copy" with the times. Without either the suggestion is
 marked unverified and the plan is in the evidence.
 
+One finding per endpoint and table: the indexes one endpoint's statements need on one
+table come in one migration, so they are listed together (each with its statement and
+check in the evidence); an index that serves several endpoints is one finding too.
+
 A sort key that is an expression (``ORDER BY coalesce(a, b)``) gets an expression index
 (``CREATE INDEX ON t ((coalesce(a, b)))``): an index on the bare columns leaves such a
 plan unchanged.
@@ -182,12 +186,40 @@ def detect_missing_indexes(
     by_index: dict[str, list[Finding]] = {}  # one index serving several endpoints
     for (_endpoint, ddl), finding in merged.items():
         by_index.setdefault(ddl, []).append(finding)
-    return [
+    per_index = [
         combine(
             group, {"endpoints": sorted({f.endpoint for f in group})} if len(group) > 1 else None
         )
         for group in by_index.values()
     ]
+    return [_one_table(group) for group in _by_table(per_index).values()]
+
+
+def _by_table(findings: list[Finding]) -> dict[tuple[str, str], list[Finding]]:
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault((finding.endpoint, finding.evidence[0]["table"]), []).append(finding)
+    return groups
+
+
+def _one_table(group: list[Finding]) -> Finding:
+    """The indexes one endpoint's statements need on one table, as one finding: one
+    migration adds them, and listed apart they read as several problems."""
+    if len(group) == 1:
+        return group[0]
+    fixes = [f.fix for f in sorted(group, key=lambda f: -f.total_saving_ms)]
+    ddls = list(dict.fromkeys(f.evidence[0]["suggested_index"] for f in group))
+    table = group[0].evidence[0]["table"]
+    merged = combine(group, {"suggested_indexes": ddls})
+    merged.title = (
+        f"Missing indexes: {len(ddls)} on {table} ({'; '.join(_columns(d) for d in ddls)})"
+    )
+    merged.fix = "; ".join(fixes)
+    return merged
+
+
+def _columns(ddl: str) -> str:
+    return ddl[ddl.find("(") :] if "(" in ddl else ddl
 
 
 def _check_plan(

@@ -9,7 +9,9 @@ slow outliers, so its saving is the pattern's and its severity follows that time
 One loop, one finding: a list page that lazy-loads five relations per row runs five
 patterns from five lines of one function, and they are one problem with one fix (eager
 loading in the query that lists the rows), so they are reported together with each
-relation, its call site and its counts in the evidence.
+relation, its call site and its counts in the evidence. The unit is the module within an
+endpoint: the loops of one module behind one route (a reports module's report functions
+behind ``/reports/{name}``) share the way they load rows, and so their fix.
 
 A plain function of the contract's ``queries`` and ``requests``, so a test can hand it ten
 rows built by hand.
@@ -38,11 +40,11 @@ def detect_n_plus_one(
     ``n_plus_one_min_repeats`` times in one request, where either one such request took
     ``n_plus_one_min_total_ms`` on it (Sentry's rule) or at least
     ``n_plus_one_systematic_share`` of the endpoint's requests (and
-    ``n_plus_one_systematic_requests``) repeat it. One finding per loop: the patterns of
-    one endpoint whose call sites are in one function of one file (each relation a list
-    page lazy-loads is one pattern, and one ``selectinload`` each fixes them together),
-    over every request that repeats any; saving = (repeats - 1) x mean duration per
-    pattern, summed per request and averaged over those requests."""
+    ``n_plus_one_systematic_requests``) repeat it. One finding per endpoint and module:
+    the patterns whose call sites are in one file (each relation a list page lazy-loads
+    is one pattern; eager loading fixes them together), over every request that repeats
+    any; saving = (repeats - 1) x mean duration per pattern, summed per request and
+    averaged over those requests."""
     t = thresholds or Thresholds()
     keys = ["endpoint", "fingerprint_id", "call_site", "request_id"]
     rows = read_rows(queries, in_requests=True)
@@ -61,10 +63,8 @@ def detect_n_plus_one(
     hits["saving_ms"] = (hits["repeats"] - 1) * (hits["total_ns"] / hits["repeats"]) / NS_PER_MS
     hits["loop_file"] = hits["call_site"].astype(str).str.rsplit(":", n=1).str[0]
     findings = []
-    for (endpoint, _file, function), loop in hits.groupby(
-        ["endpoint", "loop_file", "call_function"], sort=False
-    ):
-        findings.append(_loop_finding(endpoint, str(function), loop, stats, t))
+    for (endpoint, _file), loop in hits.groupby(["endpoint", "loop_file"], sort=False):
+        findings.append(_loop_finding(str(endpoint), loop, stats, t))
     return findings
 
 
@@ -84,20 +84,21 @@ def _pattern(group: pd.DataFrame) -> dict:
             float(group["total_ns"].sum() / group["repeats"].sum()) / NS_PER_MS, 3
         ),
         "found_by": "sentry" if group["sentry"].any() else "systematic",
+        "call_function": str(group["call_function"].iloc[0]),
         "_saving_total_ms": float(group["saving_ms"].sum()),
     }
 
 
-def _loop_finding(
-    endpoint: str, function: str, loop: pd.DataFrame, stats: pd.DataFrame, t: Thresholds
-) -> Finding:
-    """One finding for one loop (the queries one function repeats in one endpoint's
-    requests: each lazy relation it touches), its patterns costliest first."""
+def _loop_finding(endpoint: str, loop: pd.DataFrame, stats: pd.DataFrame, t: Thresholds) -> Finding:
+    """One finding for the loops of one module in one endpoint's requests (each lazy
+    relation they touch a pattern), its patterns costliest first."""
     patterns = [_pattern(group) for _, group in loop.groupby(["fingerprint_id", "call_site"])]
+    functions = list(dict.fromkeys(loop["call_function"].astype(str)))
     patterns.sort(key=lambda p: -p["_saving_total_ms"])
     affected = int(loop["request_id"].nunique())
     saving = sum(p.pop("_saving_total_ms") for p in patterns) / max(affected, 1)
     top = patterns[0]
+    function = functions[0] if len(functions) == 1 else ", ".join(functions)
     median_ms = endpoint_stat(stats, endpoint, "median_ms")
     sites = sorted({short_site(p["call_site"]) for p in patterns}, key=_line_order)
     where = _site_range(sites)
@@ -105,7 +106,8 @@ def _loop_finding(
     summary = {
         "endpoint": endpoint,
         **{k: top[k] for k in ("fingerprint", "fingerprint_id", "call_site")},
-        "call_function": function,
+        "call_function": str(loop["call_function"].iloc[0]),
+        "functions": functions,
         "queries_in_loop": len(patterns),
         "tables": tables,
         "requests_affected": affected,

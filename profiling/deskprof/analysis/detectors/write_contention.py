@@ -15,6 +15,7 @@ transaction), else until its request ended, else until the statement returned.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -130,7 +131,9 @@ def detect_write_contention(
     parameters_kept: bool | None = None,
 ) -> list[Finding]:
     """Keyed writes (:func:`keyed_write`) with at least ``slow_query_min_calls`` calls
-    and a p95 of at least ``slow_query_p95_ms`` whose time is waiting for other writers:
+    whose time is waiting for other writers (at least ``contention_min_wait_ms`` over
+    the capture, overlapped calls at least ``contention_min_overlapped_ms`` in median;
+    a forum's view counter waits 8 ms a view, far under a slow-query threshold):
     the calls that overlapped another writer's open transaction are at least
     ``contention_min_ratio`` times slower in median than those that ran alone
     (Mann-Whitney, p below ``contention_max_p``), or, with fewer than ``MIN_LONE`` lone
@@ -159,10 +162,10 @@ def detect_write_contention(
         if not keyed_write(fp) or len(rows) < t.slow_query_min_calls:
             continue
         durations = rows["duration_ns"].to_numpy(dtype=float) / NS_PER_MS
-        if np.quantile(durations, 0.95) < t.slow_query_p95_ms:
-            continue
         verdict = _contended(durations, overlapped[positions], t)
-        if verdict is None:
+        if verdict is None or verdict["wait_ms"] < t.contention_min_wait_ms:
+            continue
+        if verdict["overlapped_median_ms"] < t.contention_min_overlapped_ms:
             continue
         findings.append(_finding(rows, fp, fp_id, durations, verdict, stats, kept, t))
     return findings
@@ -186,7 +189,7 @@ def _contended(
         basis = f"overlapped calls {ratio:.1f}x slower in median than lone ones (p={p_value:.2g})"
     else:
         lone_median = float(np.quantile(durations, 0.1))
-        slow = durations >= t.slow_query_p95_ms
+        slow = durations >= np.quantile(durations, 0.75)
         ratio = median / max(lone_median, 1e-3)
         if ratio < t.contention_min_ratio or overlapped[slow].mean() < 0.8:
             return None
@@ -208,11 +211,27 @@ def _contended(
     }
 
 
+def _key_values(parameters: str, fingerprint: str) -> str:
+    """The values a keyed write's WHERE binds (the last placeholders of a positional list;
+    the new values it SETs come first and differ on every view of a counter)."""
+    try:
+        values = json.loads(parameters)
+    except (TypeError, ValueError):
+        return str(parameters)
+    where = fingerprint.lower().rsplit(" where ", 1)[-1]
+    if isinstance(values, list):
+        keys = where.count("?")
+        return json.dumps(values[-keys:] if keys else values, default=str)
+    return str(parameters)
+
+
 def _hot_key(rows: pd.DataFrame, kept: bool) -> dict[str, Any]:
     """With values kept, how often the most written key came up (a hot row)."""
     if not kept or "parameters" not in rows:
         return {}
-    counts = rows["parameters"].astype(str).value_counts()  # the values as JSON text
+    fp = str(rows["fingerprint"].iloc[0])
+    keys = rows["parameters"].map(lambda p: _key_values(p, fp))
+    counts = keys.value_counts()
     return {"hot_key_share": round(float(counts.iloc[0]) / len(rows), 3), "keys": len(counts)}
 
 
