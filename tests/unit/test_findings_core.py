@@ -176,3 +176,14 @@ def test_missing_index_unverified_without_hypopg_and_notes_explain_errors(
         == []
     )
     assert len(notes) == 1 and "cannot connect" in notes[0]["reason"]
+
+
+def test_index_columns_leave_out_comparisons_an_index_cannot_narrow() -> None:
+    """FlaskBB's ``topic_id = ? AND hidden != ?`` got ``(topic_id, hidden)``: a ``!=``
+    column adds nothing to the index."""
+    columns = detectors_index._filter_columns
+    assert columns("posts.topic_id = ? and posts.hidden != ?", "posts", ["topic_id", "hidden"]) == (
+        ["topic_id"],
+        [],
+    )
+    assert columns("t.a = ? and t.b >= ?", "t", ["a", "b"]) == (["a"], ["b"])

@@ -136,6 +136,27 @@ def test_cpu_hotspot_names_a_library_working_on_the_apps_behalf_but_not_the_orm(
     assert evidence["share_of_endpoint_cpu"] == 0.5
 
 
+def test_a_library_reached_from_two_callers_is_one_cost():
+    """FlaskBB's search engine: the index writer reached from two callers, 22% and 12%
+    each, under the library bar apart and over it together."""
+    other = [PROTO[0], f"save ({SITE}/tracker/models.py:40)", *PROTO[2:]]
+    frames = {1: PROTO, 2: other, 3: [*PROTO[:2], f"build ({SITE}/tracker/handlers.py:99)"]}
+    sampled = samples({1: 220, 2: 120, 3: 660}, endpoint="POST /runs/search")
+    found = detect_cpu_hotspots(
+        sampled, stacks(frames), requests(10, "POST /runs/search"),
+        app_packages=frozenset({"tracker"}),
+    )  # fmt: skip
+    library = [f for f in found if f.evidence[0].get("library")]
+    assert len(library) == 1
+    evidence = library[0].evidence[0]
+    assert evidence["share_of_endpoint_cpu"] == 0.34
+    assert evidence["callers"] == {
+        "search_runs (tracker/handlers.py)": 220,
+        "save (tracker/models.py)": 120,
+    }
+    assert "called from search_runs (tracker/handlers.py) and 1 more" in library[0].title
+
+
 def test_cpu_hotspot_names_the_sla_loop_and_ignores_idle():
     frames = {1: SLA, 2: [*ROOT, "other (/srv/opendesk/tickets.py:130)"], 3: IDLE}
     sampled = samples({1: 800, 2: 100, 3: 5000})

@@ -109,3 +109,38 @@ def test_a_count_on_every_page_stays_a_pagination_finding_beside_the_index() -> 
     assert sorted(f.kind for f in found) == ["deep_pagination", "missing_index"]
     assert paging.estimated_saving_ms == 1.5  # the depth cost is the index's
     assert paging.evidence[0]["page_query_explained_by"] == "missing_index"
+
+
+def test_a_pagination_whose_count_and_page_an_index_explains_is_the_index_finding() -> None:
+    """FlaskBB's topic pages: two pages deep, the COUNT slow only because it scans posts,
+    which the missing index fixes: nothing is left for pagination advice."""
+    page = "select * from posts where posts.topic_id = ? limit ? offset ?"
+    count = "select count(*) from posts where posts.topic_id = ?"
+    index = Finding("missing_index", "low", "GET /topic", "idx",
+                    [{"fingerprint": page}, {"fingerprint": count}], 0.6, "fix", 10)  # fmt: skip
+    paging = _finding(
+        "deep_pagination", page, 0.63, key="page_fingerprint", count_fingerprint=count,
+        count_saving_ms=0.63, depth_saving_ms=0.0,
+    )  # fmt: skip
+    paging.endpoint = "GET /topic"
+    assert [f.kind for f in one_per_cause([index, paging])] == ["missing_index"]
+    assert index.evidence[-1]["also_found_by"] == "deep_pagination"
+
+
+def test_a_cache_finding_about_the_pages_counts_is_the_pagination_finding() -> None:
+    page = "select * from t order by t.a limit ? offset ?"
+    counts = ["select count(*) from t", "select count(*) from t where t.s = ?"]
+    paging = Finding("deep_pagination", "low", "GET /x", "pages",
+                     [{"page_fingerprint": page, "count_fingerprint": counts[0],
+                       "count_saving_ms": 2.0},
+                      {"page_fingerprint": page, "count_fingerprint": counts[1]}],
+                     2.0, "fix", 10)  # fmt: skip
+    cache = Finding("uncached_read", "low", "GET /x", "reads",
+                    [{}, *({"fingerprint": c} for c in counts)], 1.0, "fix", 10)  # fmt: skip
+    other = Finding("uncached_read", "low", "GET /y", "reads", [{}, {"fingerprint": counts[0]}],
+                    1.0, "fix", 10)  # fmt: skip
+    found = one_per_cause([paging, cache, other])
+    assert [(f.kind, f.endpoint) for f in found] == [
+        ("deep_pagination", "GET /x"),
+        ("uncached_read", "GET /y"),
+    ]

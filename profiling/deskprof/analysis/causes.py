@@ -9,10 +9,12 @@ others become its evidence (``also_found_by``), and its saving is the largest of
 estimates (they price the same time, so adding them would double count).
 
 Findings about how often a statement runs (``n_plus_one``, ``uncached_read``) are other
-causes with other fixes and are not folded. Nor is the part of a ``deep_pagination``
-finding that is a cause of its own: a COUNT run on every page costs its time whatever
-index the page query gets, so a pagination finding whose page query an index finding
-explains keeps that COUNT saving alone (the depth cost is the index's) and says so.
+causes with other fixes and are not folded, with one exception: an ``uncached_read``
+whose reads are all a pagination finding's COUNTs (the total recounted on every page) is
+that finding's, whose fix caches the total. A ``deep_pagination`` finding keeps what no
+index finding explains: the depth cost is the index's when an index finding names the
+page query, the COUNT's when it names the COUNT (a COUNT that scans a table is slow
+because of the scan, not because it runs on every page); with nothing left it folds.
 """
 
 from __future__ import annotations
@@ -42,36 +44,92 @@ def statements_of(finding: Finding) -> set[str]:
 
 def one_per_cause(findings: Iterable[Finding]) -> list[Finding]:
     """``findings`` with those of :data:`EXPLAINS` kinds that share a statement folded
-    into the most specific one (see module doc); every other finding as it was."""
+    into the most specific one, a pagination finding reduced to what no index finding
+    explains, and a cache finding about a pagination's COUNTs folded into it (see the
+    module doc); every other finding as it was."""
     findings = list(findings)
     foldable = [f for f in findings if f.kind in EXPLAINS and statements_of(f)]
     foldable.sort(key=lambda f: (EXPLAINS.index(f.kind), -f.estimated_saving_ms))
-    kept: list[Finding] = []
     owner: dict[str, Finding] = {}  # statement -> the finding that explains it
     folded: set[int] = set()
     for finding in foldable:
-        into = next((owner[s] for s in statements_of(finding) if s in owner), None)
+        if finding.kind == "deep_pagination":
+            into = _pagination_left(finding, owner)
+        else:
+            into = next((owner[s] for s in statements_of(finding) if s in owner), None)
         if into is None:
-            kept.append(finding)
             for statement in statements_of(finding):
-                owner[statement] = finding
+                owner.setdefault(statement, finding)
             continue
-        if finding.kind == "deep_pagination" and into.kind in _INDEX_KINDS:
-            count_ms = float(finding.evidence[0].get("count_saving_ms") or 0.0)
-            if count_ms > 0:
-                finding.estimated_saving_ms = count_ms
-                finding.evidence[0]["page_query_explained_by"] = into.kind
-                continue
         folded.add(id(finding))
-        into.evidence.append(
-            {
-                "also_found_by": finding.kind,
-                "title": finding.title,
-                "estimated_saving_ms": round(float(finding.estimated_saving_ms), 3),
-                "fix": finding.fix,
-            }
-        )
-        into.estimated_saving_ms = max(into.estimated_saving_ms, finding.estimated_saving_ms)
-        into.affected_requests = max(into.affected_requests, finding.affected_requests)
-        into.severity = min(into.severity, finding.severity, key=_severity_rank)
+        _fold(finding, into)
+    for finding in findings:
+        into = _counting_pagination(finding, findings, folded)
+        if into is not None:
+            folded.add(id(finding))
+            _fold(finding, into)
     return [f for f in findings if id(f) not in folded]
+
+
+def _fold(finding: Finding, into: Finding) -> None:
+    into.evidence.append(
+        {
+            "also_found_by": finding.kind,
+            "title": finding.title,
+            "estimated_saving_ms": round(float(finding.estimated_saving_ms), 3),
+            "fix": finding.fix,
+        }
+    )
+    into.estimated_saving_ms = max(into.estimated_saving_ms, finding.estimated_saving_ms)
+    into.affected_requests = max(into.affected_requests, finding.affected_requests)
+    into.severity = min(into.severity, finding.severity, key=_severity_rank)
+
+
+def _pagination_left(finding: Finding, owner: dict[str, Finding]) -> Finding | None:
+    """Reduce a pagination finding to the cost no index finding explains (a page query an
+    index makes cheap has no depth cost left; a COUNT it makes cheap, no count cost);
+    the index finding to fold it into when nothing is left, else None."""
+    pages = [e for e in finding.evidence if isinstance(e, dict) and e.get("page_fingerprint")]
+    explainer, left, total = None, 0.0, 0.0
+    for row in pages:
+        count_ms, depth_ms = (
+            float(row.get("count_saving_ms") or 0),
+            float(row.get("depth_saving_ms") or 0),
+        )
+        total += count_ms + depth_ms
+        for part, statement, ms in (
+            ("count", row.get("count_fingerprint"), count_ms),
+            ("page", row["page_fingerprint"], depth_ms),
+        ):
+            by = owner.get(str(statement)) if statement else None
+            if by is not None and by.kind in _INDEX_KINDS:
+                explainer = explainer or by
+                row[f"{part}_query_explained_by"] = by.kind
+            else:
+                left += ms
+    if explainer is None:
+        return None
+    if left <= 0:
+        return explainer
+    if total > 0:
+        finding.estimated_saving_ms *= left / total
+    return None
+
+
+def _counting_pagination(
+    finding: Finding, findings: list[Finding], folded: set[int]
+) -> Finding | None:
+    """The pagination finding whose COUNTs are every read of this cache finding (the
+    total recounted on every page: the pagination fix caches it), or None."""
+    if finding.kind != "uncached_read":
+        return None
+    reads = statements_of(finding)
+    for other in findings:
+        if other.kind != "deep_pagination" or id(other) in folded:
+            continue
+        if other.endpoint != finding.endpoint:
+            continue
+        counts = {str(e.get("count_fingerprint")) for e in other.evidence if isinstance(e, dict)}
+        if reads and reads <= counts:
+            return other
+    return None

@@ -152,8 +152,9 @@ def _library_hotspots(
     rate_hz: float,
     app_packages: frozenset[str],
 ) -> list[Finding]:
-    """One endpoint's library CPU by (library, calling application function): those
-    holding at least ``cpu_library_min_share`` of its CPU."""
+    """One endpoint's library CPU by library, whichever application functions called it
+    (a search engine's index writer reached from two callers is one cost): those holding
+    at least ``cpu_library_min_share`` of its CPU, callers in the evidence."""
     library = rows[(rows["cpu_kind"] == "library") & (rows["library"] != "")]
     library = library[~library["library"].isin(DATABASE_LIBRARIES)]
     # an owner that is not application code means no application frame was on the stack
@@ -162,30 +163,37 @@ def _library_hotspots(
     if library.empty:
         return []
     out = []
-    grouped = library.groupby(["library", "owner"])["n_samples"].sum()
-    for (package, owner), count in grouped.sort_values(ascending=False).items():
+    grouped = library.groupby("library")["n_samples"].sum()
+    for package, count in grouped.sort_values(ascending=False).items():
         share = float(count) / total
         if share < t.cpu_library_min_share or count < t.cpu_min_samples:
             continue
+        mine = library[library["library"] == package]
+        callers = mine.groupby("owner")["n_samples"].sum().sort_values(ascending=False)
+        owner = str(callers.index[0])
         caller = short_owner(owner)
+        more = f" and {len(callers) - 1} more" if len(callers) > 1 else ""
         out.append(
             _hotspot(
                 endpoint,
-                library[(library["library"] == package) & (library["owner"] == owner)],
+                mine,
                 total,
                 per_endpoint,
                 rate_hz,
                 subject={"library": package, "called_from": owner},
-                extra={},
-                title=f"CPU hot spot: {package} called from {caller} holds {share:.0%} of "
+                extra={
+                    "callers": {short_owner(str(k)): int(v) for k, v in callers.head(5).items()}
+                },
+                title=f"CPU hot spot: {package} called from {caller}{more} holds {share:.0%} of "
                 "the endpoint's CPU",
                 fix=(
-                    f"{caller} spends this in {package}: call it less (once per request, not "
-                    "per item), on less data, or cache its result; check for a faster mode "
-                    f"of {package} (a C extension, a compiled or cached form)."
+                    f"{caller}{more} spend{'' if more else 's'} this in {package}: call it less "
+                    "(once per request, not per item), on less data, or cache its result; "
+                    f"check for a faster mode of {package} (a C extension, a compiled or "
+                    "cached form)."
                 ),
-                basis="upper bound: all of this library's CPU time per request on this "
-                "caller's behalf",
+                basis="upper bound: all of this library's CPU time per request on the "
+                "application's behalf",
             )
         )
     return out

@@ -68,7 +68,17 @@ def _filter_columns(text: str, table: str, columns: list[str]) -> tuple[list[str
         if re.search(rf"\b{c}\b\)?(?:::[a-z ]+?)?\)?\s*=(?!=)", text)
         or re.search(rf"(?<![<>!])=\s*\(?\(?(?:{table}\.)?{c}\b", text)
     ]
-    return equality, [c for c in named if c not in equality]
+    # a column only ever compared with != / NOT IN / IS NOT cannot narrow an index range
+    other = [
+        c
+        for c in named
+        if c not in equality
+        and (
+            not re.search(rf"\b{c}\b\)?\s*(?:!=|<>|is not\b|not in\b|not like\b)", text)
+            or re.search(rf"\b{c}\b\)?\s*(?:<=|>=|<(?!>)|>|between\b|like\b|in\b)", text)
+        )
+    ]
+    return equality, other
 
 
 _DIRECTION = re.compile(r"\s+(?:asc|desc)?\s*(?:nulls\s+(?:first|last))?\s*$", re.I)
