@@ -13,6 +13,7 @@ relative budget, which compares time windows with the experiment statistics.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +95,8 @@ class CaptureComparison:
                     "kind": shown.kind,
                     "endpoint": shown.endpoint,
                     "title": shown.title,
-                    "total_saving_ms_before": before.total_saving_ms if before else None,
-                    "total_saving_ms_after": after.total_saving_ms if after else None,
+                    "total_saving_ms_before": before.total_saving_ms if before else math.nan,
+                    "total_saving_ms_after": after.total_saving_ms if after else math.nan,
                 }
             )
         return pd.DataFrame(out, columns=FINDING_COLUMNS)

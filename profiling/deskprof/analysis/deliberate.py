@@ -1,11 +1,13 @@
-"""Costs paid on purpose: password hashing, compression, TLS.
+"""Costs paid on purpose: password hashing, compression, TLS, an export's CSV writing.
 
 A login that spends most of its CPU in bcrypt is working as designed: bcrypt, argon2,
 scrypt and PBKDF2 are slow so that stolen hashes are slow to crack. Telling the engineer
 to "replace per-item loops with arithmetic" there is wrong advice, and ranking it first
 buries the real problems. A hot spot whose top leaf frames are such work is reported as
 "by design": no saving proposed, low severity, and a fix text that says what may be tuned
-(the work factor, where the work runs) instead of a rewrite.
+(the work factor, where the work runs) instead of a rewrite. ``deskprof.findings`` lists
+them apart from the findings (``FindingList.by_design``): they are facts about where the
+time goes, not problems.
 
 Judged from the frames py-spy recorded (a library's function, or the app's line that
 calls into a C extension, read from the source file when it is on this host).
@@ -30,6 +32,8 @@ KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(r"\b(?:zlib|gzip|brotli|lzma|bz2|zstd|zstandard|compress|decompress)\b", re.I),
     ),
     ("TLS", re.compile(r"\b(?:ssl|do_handshake|SSLSocket|SSLObject)\b")),
+    # an export's own product: csv's C writer, called row by row from the app's line
+    ("CSV serialization", re.compile(r"\.writerows?\(|\b_csv\b")),
 )
 MIN_SHARE = 0.5  # of the hot spot's samples
 
@@ -73,6 +77,12 @@ ADVICE = {
         "By design: compression trades CPU for bytes. Tune its level (gzip 6 or less for "
         "dynamic responses), skip small or already-compressed bodies, or compress static "
         "files once at build time (or at the CDN) instead of per request."
+    ),
+    "CSV serialization": (
+        "By design: writing the CSV is what this endpoint does, and csv's writer is C. "
+        "If the export is too slow, send fewer rows or columns (filters, a date range), "
+        "stream it (already done when the rows are yielded in chunks), or build the file "
+        "in the background and serve it from storage."
     ),
     "TLS": (
         "By design: TLS handshakes cost CPU. Keep connections alive, resume sessions, or "

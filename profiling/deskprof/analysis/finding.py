@@ -142,11 +142,19 @@ class Thresholds:
 
 class FindingList(list):
     """``list[Finding]``, ranked, plus ``skipped``: the detectors that did not run and why
-    (``{"detector", "reason"}``), so "no finding" and "not looked at" differ."""
+    (``{"detector", "reason"}``), so "no finding" and "not looked at" differ; and
+    ``by_design``: hot spots that are costs paid on purpose (password hashing...), kept
+    out of the list but not hidden."""
 
-    def __init__(self, findings: Iterable[Finding] = (), skipped: list[dict] | None = None):
+    def __init__(
+        self,
+        findings: Iterable[Finding] = (),
+        skipped: list[dict] | None = None,
+        by_design: Iterable[Finding] = (),
+    ):
         super().__init__(findings)
         self.skipped: list[dict[str, str]] = list(skipped or [])
+        self.by_design: list[Finding] = list(by_design)
 
 
 def severity_for(saving_ms: float, endpoint_ms: float, thresholds: Thresholds) -> str:
@@ -260,11 +268,23 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def findings_to_json(findings: Iterable[Finding], *, skipped: list[dict] | None = None) -> str:
-    """The findings as a JSON document: ``{"findings": [...], "skipped": [...]}``."""
+def findings_to_json(
+    findings: Iterable[Finding],
+    *,
+    skipped: list[dict] | None = None,
+    by_design: Iterable[Finding] | None = None,
+) -> str:
+    """The findings as a JSON document: ``{"findings": [...], "skipped": [...],
+    "by_design": [...]}``."""
     if skipped is None:
         skipped = getattr(findings, "skipped", [])
-    body = {"findings": [f.to_dict() for f in findings], "skipped": json_safe(skipped)}
+    if by_design is None:
+        by_design = getattr(findings, "by_design", [])
+    body = {
+        "findings": [f.to_dict() for f in findings],
+        "skipped": json_safe(skipped),
+        "by_design": [f.to_dict() for f in by_design],
+    }
     return json.dumps(body, indent=2, sort_keys=False)
 
 

@@ -150,9 +150,19 @@ def skip_line(skip: Mapping[str, str]) -> str:
     return f"not run: {skip['detector']}: {skip['reason']}"
 
 
-def plain_text(findings: list[Any], skipped: list[Mapping[str, str]]) -> str:
-    """The findings as a readable ranked list, then what was not run or not checked (the
-    command line's text output)."""
+def by_design_line(finding: Any) -> str:
+    """One line for a cost paid on purpose: where, what, and what may be tuned."""
+    data: Mapping[str, Any] = finding if isinstance(finding, Mapping) else finding.to_dict()
+    where = str(data.get("endpoint") or ALL_ENDPOINTS)
+    title = str(data.get("title", "")).removeprefix("CPU hot spot: ")
+    return f"{where}: {title}. {data.get('fix', '')}"
+
+
+def plain_text(
+    findings: list[Any], skipped: list[Mapping[str, str]], by_design: list[Any] = ()
+) -> str:
+    """The findings as a readable ranked list, then the costs paid on purpose, then what
+    was not run or not checked (the command line's text output)."""
     lines = [heading(len(findings)) + ":", ""] if findings else [NO_FINDINGS]
     for t in findings_text(findings):
         lines += [
@@ -162,5 +172,6 @@ def plain_text(findings: list[Any], skipped: list[Mapping[str, str]]) -> str:
             f"   fix: {t.fix}",
             "",
         ]
+    lines += [f"by design (not a finding): {by_design_line(f)}" for f in by_design]
     lines += [skip_line(skip) for skip in skipped]
     return "\n".join(lines).rstrip() + "\n"

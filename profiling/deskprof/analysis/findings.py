@@ -133,4 +133,7 @@ def detect_all(
         found.extend(detector.load()(*frames, thresholds=thresholds, **kwargs))
     requests = _table(capture, "requests")
     request_ms = float(requests["duration_ns"].sum()) / 1e6 if "duration_ns" in requests else 0.0
-    return FindingList(rank(grade(one_per_cause(found), request_ms, thresholds)), skipped)
+    ranked = rank(grade(one_per_cause(found), request_ms, thresholds))
+    paid = [f for f in ranked if f.evidence and f.evidence[0].get("by_design")]
+    kept = [f for f in ranked if f not in paid]
+    return FindingList(kept, skipped, paid)

@@ -42,12 +42,14 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def render_text(findings: list[Any], skipped: list[dict[str, str]]) -> str:
+def render_text(
+    findings: list[Any], skipped: list[dict[str, str]], by_design: list[Any] = ()
+) -> str:
     """The findings as a readable ranked list (the words are finding_text's, shared with
     the reports)."""
     from deskprof.analysis.finding_text import plain_text  # pandas: only when shown
 
-    return plain_text(findings, skipped)
+    return plain_text(findings, skipped, list(by_design))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     )
     shown = at_least(found, args.min_severity)
     if args.format == "json":
-        text = findings_to_json(shown, skipped=found.skipped) + "\n"
+        text = findings_to_json(shown, skipped=found.skipped, by_design=found.by_design) + "\n"
     else:
-        text = render_text(shown, found.skipped)
+        text = render_text(shown, found.skipped, found.by_design)
         if not capture.complete:
             text += f"note: partial capture ({'; '.join(capture.partial_reasons)})\n"
     if args.out:

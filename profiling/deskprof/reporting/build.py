@@ -17,10 +17,12 @@ from typing import Any
 
 import pandas as pd
 
+from deskprof.analysis.capture_compare import compare_findings, endpoint_deltas
 from deskprof.analysis.compare import query_diff
 from deskprof.analysis.digest import overall_stats, query_profile
 from deskprof.analysis.endpoints import endpoint_summary
-from deskprof.analysis.finding_text import skip_line
+from deskprof.analysis.finding import DICT_KEYS, Finding
+from deskprof.analysis.finding_text import by_design_line, finding_text, format_number, skip_line
 from deskprof.analysis.findings import detect_all
 from deskprof.bundle.experiment import RESULT_FILE
 from deskprof.bundle.reader import Capture, open_capture
@@ -40,19 +42,27 @@ def _utc(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _overhead_text(overhead: dict[str, Any]) -> str:
-    parts = []
+def overhead_table(overhead: dict[str, Any]) -> Table:
+    """The manifest's overhead estimate as rows of (source, measure, value): it used to be
+    one long ``key=value`` line nobody read."""
+    rows = []
     for source, detail in sorted(overhead.items()):
-        if isinstance(detail, dict):
-            shown = ", ".join(
-                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                for k, v in detail.items()
-                if not isinstance(v, dict | list) and k != "note"
-            )
-            parts.append(f"{source}: {shown}" if shown else source)
-        else:
-            parts.append(f"{source}: {detail}")
-    return "; ".join(parts) or "not recorded"
+        items = detail.items() if isinstance(detail, dict) else [("value", detail)]
+        for key, value in items:
+            if isinstance(value, dict | list) or key == "note":
+                continue
+            rows.append({"source": source, "measure": key.replace("_", " "), "value": value})
+    frame = pd.DataFrame(rows, columns=["source", "measure", "value"])
+    notes = [
+        f"{source}: {detail['note']}"
+        for source, detail in sorted(overhead.items())
+        if isinstance(detail, dict) and detail.get("note")
+    ]
+    return Table(
+        "Overhead estimate",
+        frame,
+        "What the capture cost the target, as each source measured it. " + " ".join(notes),
+    )
 
 
 def _requests_text(integrity: dict[str, Any]) -> str:
@@ -139,13 +149,13 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
         ("rows", ", ".join(f"{k} {v:,}" for k, v in sorted(m.counts.items()))),
         ("requests", _requests_text(m.integrity or {})),
         ("CPU attribution", _samples_text(m.integrity or {})),
-        ("overhead estimate", _overhead_text(m.overhead)),
+        ("overhead estimate", "see the table 'Overhead estimate' below"),
         ("tools", ", ".join(f"{k} {v}" for k, v in sorted(tools.items()) if v)),
     ]
     return [(key, scrub_text(str(value))) for key, value in facts]
 
 
-def _profile_table(capture: Capture) -> Table:
+def _profile_table(capture: Capture, number: int) -> Table:
     profile = query_profile(capture.queries, top=TOP_QUERIES)
     stats = overall_stats(capture.queries)
     shown = pd.DataFrame(
@@ -162,22 +172,27 @@ def _profile_table(capture: Capture) -> Table:
         }
     )
     note = ", ".join(
-        f"{k.replace('_', ' ')} {v:,.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+        f"{k.replace('_', ' ')} {format_number(v, k)}"
         for k, v in stats.items()
-        if not isinstance(v, dict | list)
+        if not isinstance(v, dict | list) and not k.endswith("_ns")  # clock values: no use
     )
     return Table(
         f"Query profile (top {TOP_QUERIES} fingerprints by total time)",
         shown,
         f"Measured by the in-process probe around each DBAPI execute. {note}",
+        row_ids=[f"query-{number}-{fp_id}" for fp_id in profile["fingerprint_id"]],
     )
 
 
 def _endpoint_table(capture: Capture) -> Table:
     summary = endpoint_summary(capture)
+    shown = summary.drop(columns=["bytes_allocated", "peak_bytes"]).assign(
+        allocated_mib=summary["bytes_allocated"] / 2**20, peak_mib=summary["peak_bytes"] / 2**20
+    )
+    shown.columns = [c.replace("_per_request", "/req") for c in shown.columns]
     return Table(
         "Per endpoint",
-        summary,
+        shown,
         "Latency from the probe (server time); CPU and waiting seconds from py-spy samples "
         f"at {capture.cpu_rate_hz:g} Hz attributed by the handler on the stack; DB time "
         "from the probe; bytes from memray.",
@@ -232,6 +247,40 @@ def _capture_figures(capture: Capture, findings: list[dict[str, Any]]) -> list[F
     return figures
 
 
+def _fingerprint_ids(capture: Capture) -> dict[str, str]:
+    """Fingerprint text -> id, for findings whose evidence names the text only."""
+    if not len(capture.queries):
+        return {}
+    first = capture.queries.drop_duplicates("fingerprint_id")
+    return dict(
+        zip(first["fingerprint"].astype(str), first["fingerprint_id"].astype(str), strict=True)
+    )
+
+
+def finding_links(
+    finding: Any, number: int, ids: dict[str, str], shown: set[str], has_samples: bool
+) -> dict[str, Any]:
+    """Where a finding's evidence is in the report: its statements' rows in the query
+    profile (those shown there) and the frames to search for in the flame graph."""
+    queries, search = [], ""
+    for row in finding.evidence:
+        if not isinstance(row, dict):
+            continue
+        for key in ("fingerprint", "page_fingerprint", "count_fingerprint"):
+            fp_id = row.get("fingerprint_id") if key == "fingerprint" else None
+            fp_id = fp_id or ids.get(str(row.get(key, "")))
+            if fp_id and fp_id in shown and f"query-{number}-{fp_id}" not in queries:
+                queries.append(f"query-{number}-{fp_id}")
+        if not search:
+            frame = row.get("function") or row.get("called_from") or row.get("call_function")
+            search = str(frame).split(" (")[0].split("<locals>")[0].rstrip(".") if frame else ""
+    return {
+        "queries": queries[:5],
+        "flamegraph": f"flamegraph-{number}" if has_samples and search else "",
+        "search": search,
+    }
+
+
 def capture_section(
     capture: Capture,
     *,
@@ -249,13 +298,21 @@ def capture_section(
     section.notices += [scrub_text(w) for w in capture.warnings]
     found = detect_all(capture, explain_url=explain_url, app_packages=app_packages)
     section.findings = [scrub_value(f.to_dict()) for f in found]
+    section.by_design = [scrub_text(by_design_line(f)) for f in found.by_design]
+    ids = _fingerprint_ids(capture)
+    shown = set(query_profile(capture.queries, top=TOP_QUERIES)["fingerprint_id"])
+    section.finding_links = [
+        finding_links(f, number, ids, shown, bool(len(capture.samples))) for f in found
+    ]
     section.notices += [
         scrub_sql(skip_line(skip)) for skip in found.skipped if skip.get("statement")
     ]
     if len(capture.requests):
         section.tables.append(_endpoint_table(capture))
     if len(capture.queries):
-        section.tables.append(_profile_table(capture))
+        section.tables.append(_profile_table(capture, number))
+    if capture.manifest.overhead:
+        section.tables.append(overhead_table(capture.manifest.overhead))
     if len(capture.samples):
         section.embeds.append(
             Embed(
@@ -383,6 +440,70 @@ def load_input(path: str | Path) -> Capture | ExperimentResult:
     )
 
 
+SUMMARY_FIRST = 3  # findings named in "what to fix first"
+
+
+def _as_findings(section: Section) -> list[Finding]:
+    return [Finding(**{k: f[k] for k in DICT_KEYS if k in f}) for f in section.findings]
+
+
+def summary_section(
+    sections: list[Section], captures: list[Capture], experiments: list[ExperimentResult]
+) -> Section | None:
+    """What a reader needs at a glance, before the detail: what to fix first (the first
+    capture's top findings by total saving), what changed between the first and the
+    last capture, and each experiment's verdicts on its main metric."""
+    summary = Section("summary", "Summary")
+    capture_sections = [s for s in sections if s.section_id.startswith("capture")]
+    if capture_sections:
+        first = capture_sections[0]
+        for f in first.findings[:SUMMARY_FIRST]:
+            t = finding_text(f, 0)
+            summary.lead.append(f"{t.kind} at {t.where}: {t.title} ({t.saving})")
+        summary.facts.append(
+            (first.title.removeprefix("Capture: "), f"{len(first.findings)} findings"
+             + (f", {len(first.by_design)} by design" if first.by_design else ""))
+        )  # fmt: skip
+    if len(capture_sections) > 1:
+        last = capture_sections[-1]
+        diff = compare_findings(_as_findings(capture_sections[0]), _as_findings(last))
+        summary.facts.append(
+            (f"{capture_sections[0].title.removeprefix('Capture: ')} -> "
+             f"{last.title.removeprefix('Capture: ')}", diff.summary())
+        )  # fmt: skip
+        summary.tables.append(
+            Table(
+                "Findings, first capture -> last",
+                diff.findings_table(),
+                "matched by cause (kind, endpoint and what the detector names), not by title; "
+                "savings are totals over each capture",
+            )
+        )
+        deltas = endpoint_deltas(endpoint_summary(captures[0]), endpoint_summary(captures[-1]))
+        summary.tables.append(
+            Table(
+                "Per endpoint, first capture -> last",
+                deltas,
+                "each capture's own figures side by side (descriptive: for a verdict with a "
+                "confidence interval, run an experiment or deskprof check --baseline)",
+            )
+        )
+    for result in experiments:
+        name = result.config.get("label") or (result.path.name if result.path else "experiment")
+        main = result.verdicts[result.verdicts["metric"] == "p50_ms"].head(4)
+        for row in main.itertuples():
+            summary.facts.append(
+                (
+                    f"experiment {scrub_text(str(name))}",
+                    f"{row.endpoint} p50: {row.verdict} (ratio {format_number(row.ratio)}, "
+                    f"95% CI [{format_number(row.ci_low)}, {format_number(row.ci_high)}])",
+                )
+            )
+    if not (summary.lead or summary.facts):
+        return None
+    return summary
+
+
 def build_report(
     inputs: list[Capture | ExperimentResult | str | Path],
     *,
@@ -401,9 +522,12 @@ def build_report(
         raise DeskprofError("nothing to report: give at least one capture or experiment")
     document = ReportDocument(title, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     captures = experiments = 0
+    opened: list[Capture] = []
+    results: list[ExperimentResult] = []
     for item in inputs:
         loaded = load_input(item) if isinstance(item, str | Path) else item
         if isinstance(loaded, Capture):
+            opened.append(loaded)
             captures += 1
             url = (
                 explain_url.get(str(loaded.path))
@@ -414,6 +538,10 @@ def build_report(
                 capture_section(loaded, number=captures, explain_url=url, app_packages=app_packages)
             )
         else:
+            results.append(loaded)
             experiments += 1
             document.sections.append(experiment_section(loaded, number=experiments))
+    summary = summary_section(document.sections, opened, results)
+    if summary is not None:
+        document.sections.insert(0, summary)
     return document

@@ -23,6 +23,7 @@ class Table:
     title: str
     frame: pd.DataFrame
     note: str = ""
+    row_ids: list[str] = field(default_factory=list)  # anchors findings link to, per row
 
 
 @dataclass
@@ -61,9 +62,13 @@ class Section:
 
     section_id: str
     title: str
+    lead: list[str] = field(default_factory=list)  # numbered lines read first (summary)
     facts: list[tuple[str, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    by_design: list[str] = field(default_factory=list)  # costs paid on purpose, one line each
+    # per finding (same order): the query rows and the flame graph search it links to
+    finding_links: list[dict[str, Any]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     embeds: list[Embed] = field(default_factory=list)

@@ -12,7 +12,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from deskprof import __version__
 from deskprof.analysis.finding_text import NO_FINDINGS, findings_text, format_number, heading
@@ -28,8 +28,9 @@ _ENV = jinja2.Environment(
 )
 
 
-def frame_html(frame: pd.DataFrame) -> Markup:
-    """A DataFrame as an escaped HTML table (numbers rounded for reading)."""
+def frame_html(frame: pd.DataFrame, row_ids: list[str] | None = None) -> Markup:
+    """A DataFrame as an escaped HTML table (numbers formatted for reading); ``row_ids``
+    gives each body row an ``id`` a finding can link to."""
     if frame is None or frame.empty:
         return Markup('<p class="note">(no rows)</p>')
     shown = frame.copy()
@@ -38,7 +39,21 @@ def frame_html(frame: pd.DataFrame) -> Markup:
             shown[column]
         ):
             shown[column] = shown[column].map(lambda v, c=str(column): format_number(v, c))
-    return Markup(shown.to_html(index=False, escape=True, classes="data", border=0))
+    html = shown.to_html(index=False, escape=True, classes="data", border=0)
+    if row_ids:
+        head, _, body = html.partition("<tbody>")
+        rows = body.split("<tr>")
+        for i, row_id in enumerate(row_ids[: len(rows) - 1], start=1):
+            rows[i] = f' id="{escape(row_id)}">' + rows[i]
+        body = "<tr".join([rows[0], *rows[1:]]) if len(rows) > 1 else body
+        html = f"{head}<tbody>{body}"
+    return Markup(html)
+
+
+def total_ms(finding: dict[str, Any]) -> str:
+    """A finding's total saving over its capture, what the list is ranked by."""
+    per = float(finding.get("estimated_saving_ms") or 0.0)
+    return f"{per * max(int(finding.get('affected_requests') or 0), 1):.3f}"
 
 
 def _cell(value: Any, key: str = "") -> str:
@@ -73,5 +88,6 @@ def render_html(document: ReportDocument) -> str:
         evidence_table=evidence_table,
         findings_text=findings_text,
         findings_heading=heading,
+        total_ms=total_ms,
         no_findings=NO_FINDINGS,
     )

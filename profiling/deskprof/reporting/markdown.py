@@ -75,6 +75,10 @@ def render_markdown(document: ReportDocument, path: Path) -> str:
     ]
     for section in document.sections:
         out += [f"## {section.title}", ""]
+        if section.lead:
+            out += ["**What to fix first**", ""]
+            out += [f"{i}. {_escape(line)}" for i, line in enumerate(section.lead, start=1)]
+            out.append("")
         out += [f"- **{key}**: {_escape(value)}" for key, value in section.facts]
         if section.facts:
             out.append("")
@@ -86,6 +90,10 @@ def render_markdown(document: ReportDocument, path: Path) -> str:
             out += [_finding_item(t) for t in findings_text(section.findings)]
             if not section.findings:
                 out.append(NO_FINDINGS)
+            out.append("")
+        if section.by_design:
+            out += ["### Paid on purpose (not findings)", ""]
+            out += [f"- {_escape(line)}" for line in section.by_design]
             out.append("")
         for table in section.tables:
             out += [f"### {table.title}", ""]

@@ -218,6 +218,11 @@
     el.addEventListener("change", render);
   });
   byId("fg-search").addEventListener("input", search);
+  // the report's "frames in the flame graph" links post the name to search for
+  window.addEventListener("message", function (event) {
+    var term = event.data && event.data.deskprofSearch;
+    if (typeof term === "string") { byId("fg-search").value = term; search(); }
+  });
   byId("fg-reset").addEventListener("click", function () {
     byId("fg-search").value = "";
     if (chart) { chart.clear(); chart.resetZoom(); }
