@@ -4,6 +4,7 @@ page as a person sees it in headless Chromium (console, search, click, screensho
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -113,8 +114,31 @@ def test_the_report_renders_and_its_flame_graph_responds_in_chromium(secret_bund
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     try:
         driver.get(out.as_uri())
-        assert driver.find_elements(By.CSS_SELECTOR, "li.finding")
+        findings = driver.find_elements(By.CSS_SELECTOR, "li.finding")
+        assert findings
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "report-summary.png"))  # the top, as opened
+        # the summary comes first and names what to fix first
+        first = driver.find_element(By.CSS_SELECTOR, "main > section")
+        assert first.get_attribute("id") == "summary"
+        assert "What to fix first" in first.text
+        # ranked by total saving, as it says, and no number printed with an exponent
+        totals = [float(f.get_attribute("data-total-ms")) for f in findings]
+        assert totals == sorted(totals, reverse=True), totals
+        page = driver.find_element(By.TAG_NAME, "body").text
+        assert not re.search(r"\b\d+(?:\.\d+)?e[+-]\d+\b", page), re.findall(
+            r".{30}\d+(?:\.\d+)?e[+-]\d+.{10}", page
+        )[:3]
+        # a finding's link to its frames searches them in the flame graph
+        link = driver.find_elements(By.CSS_SELECTOR, "a.show-frames")
+        wanted = link[0].get_attribute("data-search") if link else ""
+        if link:
+            driver.execute_script("arguments[0].click();", link[0])
         driver.switch_to.frame(driver.find_element(By.ID, "flamegraph-1"))
+        if wanted:
+            WebDriverWait(driver, 10).until(
+                lambda d: d.find_element(By.ID, "fg-search").get_attribute("value") == wanted
+            )
         wait = WebDriverWait(driver, 20)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "g.frame[data-name]"))
         frames = driver.find_elements(By.CSS_SELECTOR, "g.frame[data-name]")
@@ -122,6 +146,7 @@ def test_the_report_renders_and_its_flame_graph_responds_in_chromium(secret_bund
         assert any("list_tickets" in n for n in names), names[:20]
 
         search = driver.find_element(By.ID, "fg-search")
+        search.clear()
         search.send_keys("list_tickets")
         wait.until(lambda d: "matched" in d.find_element(By.ID, "fg-matched").text)
         matched = driver.find_element(By.ID, "fg-matched").text
