@@ -24,6 +24,7 @@ from deskprof.analysis.endpoints import endpoint_summary
 from deskprof.analysis.finding import DICT_KEYS, Finding
 from deskprof.analysis.finding_text import by_design_line, finding_text, format_number, skip_line
 from deskprof.analysis.findings import detect_all
+from deskprof.analysis.server_statements import reconcile_statements
 from deskprof.bundle.experiment import RESULT_FILE
 from deskprof.bundle.reader import Capture, open_capture
 from deskprof.bundle.schema import MANIFEST
@@ -102,6 +103,37 @@ def _attribution_shares(samples: dict[str, Any], what: str) -> str:
     return f"{total:,} {what}: " + ", ".join(parts)
 
 
+def _server_fact(integrity: dict[str, Any]) -> list[tuple[str, str]]:
+    """The probe's statements against PostgreSQL's own count, when pg_stat_statements
+    was loaded during the capture."""
+    queries = integrity.get("queries")
+    if not queries or not queries.get("pg_stat_statements_calls"):
+        return []
+    ratio = queries.get("ratio_probe_to_server")
+    shown = f" ({ratio:.1%})" if isinstance(ratio, float) else ""
+    return [
+        (
+            "database server",
+            f"pg_stat_statements counted {queries['pg_stat_statements_calls']:,} statements; "
+            f"the probe saw {queries.get('probe_succeeded', 0):,} succeed{shown} "
+            "(the server also counts other clients and the capture's own queries)",
+        )
+    ]
+
+
+def _server_table(capture: Capture) -> Table:
+    table = reconcile_statements(capture.queries, capture.db_statements).head(TOP_QUERIES)
+    table["fingerprint"] = table["fingerprint"].map(lambda s: scrub_sql(str(s))[:300])
+    return Table(
+        f"Database server: pg_stat_statements beside the probe (top {TOP_QUERIES})",
+        table.drop(columns=["fingerprint_id"]),
+        "server_ms is PostgreSQL's execution time; outside_server_ms is the probe's time "
+        "minus it (round trip, driver, waiting); cache_hit_share is shared buffers hit over "
+        "hit + read. A statement with server calls and no probe calls came from another "
+        "client or from code the probe was not in.",
+    )
+
+
 def _revision(target: dict[str, Any]) -> str:
     """The target's revision and its source; older bundles recorded deskprof's own
     revision as ``git_revision``, which says nothing about the target."""
@@ -149,6 +181,7 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
         ("rows", ", ".join(f"{k} {v:,}" for k, v in sorted(m.counts.items()))),
         ("requests", _requests_text(m.integrity or {})),
         ("CPU attribution", _samples_text(m.integrity or {})),
+        *_server_fact(m.integrity or {}),
         ("overhead estimate", "see the table 'Overhead estimate' below"),
         ("tools", ", ".join(f"{k} {v}" for k, v in sorted(tools.items()) if v)),
     ]
@@ -311,6 +344,8 @@ def capture_section(
         section.tables.append(_endpoint_table(capture))
     if len(capture.queries):
         section.tables.append(_profile_table(capture, number))
+    if len(capture.db_statements):
+        section.tables.append(_server_table(capture))
     if capture.manifest.overhead:
         section.tables.append(overhead_table(capture.manifest.overhead))
     if len(capture.samples):
