@@ -255,7 +255,7 @@ def check_relative(
 ) -> CheckResult:
     """Each endpoint both captures served (``min_requests`` in each) against the relative
     limits: a regression only when the windows' ratio CI is wholly beyond ``1 + limit``."""
-    from deskprof.experiment.stats import INCONCLUSIVE, compare
+    from deskprof.experiment.stats import INCONCLUSIVE, MIN_UNITS, compare
 
     checks, notes = [], []
     base_requests, cand_requests = baseline.requests, candidate.requests
@@ -272,7 +272,8 @@ def check_relative(
             result = compare(base, cand, paired=False, threshold=limit, seed=seed,
                              kind="time" if metric.endswith("_ms") else "amount")  # fmt: skip
             verdict, ratio = result.verdict, result.ratio
-            flat = len(base) and len(cand) and np.ptp(base) == 0 and np.ptp(cand) == 0
+            enough = min(len(base), len(cand)) >= MIN_UNITS
+            flat = enough and np.ptp(base) == 0 and np.ptp(cand) == 0
             if verdict == INCONCLUSIVE and flat:  # no variation at all: compare directly
                 ratio = float(cand[0] / base[0]) if base[0] else (math.inf if cand[0] else 1.0)
                 verdict = "higher" if ratio > 1 + limit else "no detectable change"
@@ -289,7 +290,9 @@ def check_relative(
                 Check(endpoint, metric, 1 + limit, ratio, not regression, "relative", detail)
             )
             if verdict == INCONCLUSIVE:
-                notes.append(f"{endpoint} {metric}: inconclusive ({'; '.join(result.warnings)})")
+                said = "; ".join(result.warnings).replace("trial(s)", "window(s)")
+                said = said.replace("trials", "windows")  # the unit here is a time window
+                notes.append(f"{endpoint} {metric}: inconclusive ({said})")
     return CheckResult(checks, notes)
 
 
