@@ -142,6 +142,26 @@ def test_samples_by_stack_then_time() -> None:
     assert out["state"].tolist() == samples["state"].tolist()
 
 
+def test_a_run_mostly_outside_its_request_is_not_charged_to_it() -> None:
+    """gunicorn's idle wait as one 344 ms run overlapping a request by 22 ms: its
+    samples are spread over the span, most of them outside the request."""
+    requests = _requests(("r1", 1, 7, "GET", "/tickets", LIST, 1_000, 23_000))
+    stacks = stack_handlers(
+        pd.DataFrame(
+            {"stack_id": [1], "frames": [["main (x.py:1)", "SyncWorker.wait (sync.py:35)"]],
+             "leaf": [""], "handler": [""]}
+        ),
+        requests,
+    )  # fmt: skip
+    samples = pd.DataFrame(
+        {"ts_ns": [-321_000, 2_000], "end_ns": [23_000, 20_000], "n_samples": [34, 2],
+         "pid": 1, "thread_id": 7, "stack_id": 1, "state": "wait"}
+    )  # fmt: skip
+    out = attribute_samples(samples, stacks, requests)
+    assert out["request_id"].tolist() == ["", "r1"]
+    assert out["attributed_by"].tolist() == ["", "time"]
+
+
 def test_stack_endpoint_does_not_take_a_request_of_another_endpoint() -> None:
     requests = _requests(
         ("r2", 1, 7, "GET", "/tickets/{ticket_id}", DETAIL, 0, 100),

@@ -182,6 +182,25 @@ def overlapping_request(
     return owner, count
 
 
+MIN_INSIDE_SHARE = 0.5  # of a run's span, for the time window to charge it to a request
+
+
+def _mostly_inside(owner: np.ndarray, samples: pd.DataFrame, requests: pd.DataFrame) -> np.ndarray:
+    """``owner`` with -1 where a run of samples lies mostly outside the request that
+    overlaps it: a 344 ms run of a worker's idle wait overlapping a request by 22 ms is
+    not that request's (its samples are spread over a span, not at one instant)."""
+    start = samples["ts_ns"].to_numpy(dtype=np.int64)
+    end = np.maximum(samples["end_ns"].to_numpy(dtype=np.int64), start + 1)
+    found = owner >= 0
+    r_start = requests["start_ns"].to_numpy(dtype=np.int64)[owner[found]]
+    r_end = requests["end_ns"].to_numpy(dtype=np.int64)[owner[found]]
+    inside = np.minimum(end[found], r_end) - np.maximum(start[found], r_start)
+    share = inside / (end[found] - start[found])
+    kept = owner.copy()
+    kept[np.flatnonzero(found)[share < MIN_INSIDE_SHARE]] = -1
+    return kept
+
+
 def attribute_samples(
     samples: pd.DataFrame, stacks: pd.DataFrame, requests: pd.DataFrame
 ) -> pd.DataFrame:
@@ -200,6 +219,7 @@ def attribute_samples(
         requests,
     )
     if len(requests):
+        owner = _mostly_inside(owner, out, requests)
         req_ids = np.append(requests["request_id"].to_numpy(dtype=object), "")
         req_eps = np.append(requests["endpoint"].to_numpy(dtype=object), "")
         owner_id, owner_ep = req_ids[owner], req_eps[owner]
