@@ -348,3 +348,16 @@ def test_detect_all_skips_detectors_without_input_and_ranks():
     skipped = {s["detector"]: s["reason"] for s in found.skipped}
     assert "--explain-database" in skipped["missing_index"]
     assert "samples" in skipped["cpu_hotspot"] and "connections" in skipped["connection_churn"]
+
+
+def test_fix_texts_name_the_cursor_and_the_cache_key():
+    from deskprof.analysis.detectors.deep_pagination import keyset_fix
+    from deskprof.analysis.detectors.uncached_read import cache_key
+
+    fix = keyset_fix(
+        "select tickets.id from tickets order by tickets.created_at desc limit ? offset ?"
+    )
+    assert "WHERE (tickets.created_at, tickets.id) < (:last_created_at, :last_id)" in fix
+    assert "ORDER BY tickets.created_at DESC, tickets.id DESC" in fix
+    assert "(sort_key, id)" in keyset_fix("select t.a from t order by lower(t.a) limit ? offset ?")
+    assert cache_key("GET /reports/{name}") == "reports:{name}:{query-hash}"

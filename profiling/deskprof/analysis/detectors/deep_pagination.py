@@ -95,6 +95,36 @@ def _offsets(
     return [values[i] for i in inverse.ravel()]
 
 
+_ORDER = re.compile(r"\border by\s+(.+?)(?:\s+limit\b|\s+offset\b|$)", re.S)
+
+
+def keyset_fix(page_fingerprint: str) -> str:
+    """The keyset cursor for this page query, in its own sort columns: ``ORDER BY
+    tickets.created_at DESC`` pages with ``WHERE (tickets.created_at, tickets.id) <
+    (:last_created_at, :last_id)``."""
+    match = _ORDER.search(page_fingerprint)
+    keys = [k.strip() for k in match.group(1).split(",")] if match else []
+    columns = [k.split()[0] for k in keys if k and "(" not in k]
+    descending = bool(keys) and keys[0].lower().endswith("desc")
+    if not columns or len(columns) != len(keys):
+        columns = ["sort_key", "id"]
+    table = columns[0].rsplit(".", 1)[0] if "." in columns[0] else ""
+    tie = f"{table}.id" if table else "id"
+    if tie not in columns:
+        columns.append(tie)
+    last = ", ".join(f":last_{c.rsplit('.', 1)[-1]}" for c in columns)
+    direction = " DESC" if descending else ""
+    cursor = (
+        f"WHERE ({', '.join(columns)}) {'<' if descending else '>'} ({last}) "
+        f"ORDER BY {', '.join(c + direction for c in columns)} LIMIT n"
+    )
+    return (
+        f"Page with a keyset cursor ({cursor}) instead of OFFSET: each page reads only its "
+        "rows, and the client passes the last row's values back. Cache the total (or show "
+        "an estimate) instead of counting on every page."
+    )
+
+
 def detect_deep_pagination(
     queries: pd.DataFrame,
     requests: pd.DataFrame,
@@ -223,11 +253,7 @@ def detect_deep_pagination(
                 title=f"OFFSET pagination: {' and '.join(what)}",
                 evidence=[evidence],
                 estimated_saving_ms=saving,
-                fix=(
-                    "Page with a keyset cursor (WHERE (sort_key, id) < (:last_key, :last_id) "
-                    "ORDER BY sort_key, id LIMIT n) instead of OFFSET, and cache the total "
-                    "(or show an estimate) instead of counting on every page."
-                ),
+                fix=keyset_fix(fp),
                 affected_requests=n_requests,
             )
         )

@@ -30,6 +30,14 @@ _EQ_PARAM = re.compile(r"(?<![<>!=])=\s*\?|\?(?:::[a-z_]+(?: [a-z_]+)*)?\s*=(?!=
 _IN_PARAMS = re.compile(r"\bin \(\?")
 
 
+def cache_key(endpoint: str) -> str:
+    """A cache key for an endpoint's response: ``GET /reports/{name}`` → ``reports:{name}:
+    {query-hash}`` (the path's parameters, then a hash of the query string)."""
+    path = endpoint.split(" ", 1)[-1].strip("/")
+    parts = [p for p in path.replace("/", ":").split(":") if p]
+    return ":".join([*parts, "{query-hash}"]) if parts else "{query-hash}"
+
+
 def report_like(fp: str) -> bool:
     """With parameter values redacted, "the same read" can only be judged by shape: an
     aggregation or a scan of a range (a report), not a lookup by key (``col = ?``, an
@@ -186,9 +194,10 @@ def detect_uncached_reads(
                 evidence=evidence,
                 estimated_saving_ms=per_request_ms,
                 fix=(
-                    "Cache the result (e.g. Redis with a TTL, invalidated on writes to "
-                    f"{', '.join(read_tables)}), and compute it with SQL aggregation rather "
-                    "than loading rows into Python."
+                    f"Cache the result in Redis under a key of the endpoint and its "
+                    f"parameters ({cache_key(str(endpoint))}), with a TTL, and delete the "
+                    f"key on writes to {', '.join(read_tables)}; compute it with SQL "
+                    "aggregation rather than loading rows into Python."
                 ),
                 affected_requests=affected,
             )
