@@ -20,7 +20,7 @@ def test_severity_follows_the_total_saving_so_no_high_ranks_below_a_low() -> Non
     ranked = rank(grade([tiny, small, memory, big], 10_000.0, Thresholds()))
     assert [f.kind for f in ranked] == ["n_plus_one", "slow_query", "missing_index", "memory_peak"]
     assert [f.severity for f in ranked] == ["high", "medium", "low", "medium"]
-    assert big.evidence[0]["share_of_request_time"] == 0.1
+    assert big.evidence[0]["share_of_all_request_time"] == 0.1
     order = {"high": 0, "medium": 1, "low": 2}
     timed = [order[f.severity] for f in ranked if f.estimated_saving_ms > 0]
     assert timed == sorted(timed)

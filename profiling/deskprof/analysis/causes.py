@@ -80,7 +80,13 @@ def _fold(finding: Finding, into: Finding) -> None:
             "fix": finding.fix,
         }
     )
-    into.estimated_saving_ms = max(into.estimated_saving_ms, finding.estimated_saving_ms)
+    if finding.estimated_saving_ms > into.estimated_saving_ms:  # the larger estimate stands
+        into.estimated_saving_ms = finding.estimated_saving_ms
+        first = into.evidence[0]
+        first["saving_basis"] = (
+            f"the larger estimate of the same time, {finding.kind}'s: "
+            f"{finding.evidence[0].get('saving_basis', '')}"
+        ).rstrip(": ")
     into.affected_requests = max(into.affected_requests, finding.affected_requests)
     into.severity = min(into.severity, finding.severity, key=_severity_rank)
 

@@ -220,7 +220,7 @@ def grade(
         )
         first = finding.evidence[0] if finding.evidence else None
         if isinstance(first, dict):
-            first["share_of_request_time"] = round(share, 4)
+            first["share_of_all_request_time"] = round(share, 4)  # every endpoint's
     return out
 
 

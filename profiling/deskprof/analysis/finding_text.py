@@ -158,17 +158,23 @@ def by_design_line(finding: Any) -> str:
     return f"{where}: {title}. {data.get('fix', '')}"
 
 
+def _more(finding: Any) -> str:
+    data = finding if isinstance(finding, Mapping) else finding.to_dict()
+    rows = len(data.get("evidence") or [])
+    return f" (1 of {rows} rows; --format json shows all)" if rows > 1 else ""
+
+
 def plain_text(
     findings: list[Any], skipped: list[Mapping[str, str]], by_design: list[Any] = ()
 ) -> str:
     """The findings as a readable ranked list, then the costs paid on purpose, then what
     was not run or not checked (the command line's text output)."""
     lines = [heading(len(findings)) + ":", ""] if findings else [NO_FINDINGS]
-    for t in findings_text(findings):
+    for t, f in zip(findings_text(findings), findings, strict=True):
         lines += [
             f"{t.rank}. [{t.severity_label}] {t.kind} · {t.where} · {t.saving}",
             f"   {t.title}",
-            f"   evidence: {t.evidence}",
+            f"   evidence{_more(f)}: {t.evidence}",
             f"   fix: {t.fix}",
             "",
         ]

@@ -168,3 +168,12 @@ def explain_targets(queries: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, li
     reads = reads[reads["fingerprint"].str.contains(r"\b(?:where|order by)\b", regex=True)]
     totals = reads.groupby("fingerprint_id")["duration_ns"].sum().sort_values(ascending=False)
     return reads, [str(fp_id) for fp_id in totals.index[:limit]]
+
+
+def typical_ms_per_request(rows: pd.DataFrame, requests: int) -> float:
+    """A statement's DB time per request at its *median* duration (calls per request x
+    median): what an index or a better plan can save. The mean carries stalls (the GIL,
+    a busy host, a lock) that a faster plan does not remove."""
+    if rows.empty:
+        return 0.0
+    return float(rows["duration_ns"].median()) * len(rows) / max(requests, 1) / NS_PER_MS

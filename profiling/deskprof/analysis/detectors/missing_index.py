@@ -45,6 +45,7 @@ from deskprof.analysis.sqltext import (
     endpoint_stat,
     endpoint_stats,
     top_endpoint,
+    typical_ms_per_request,
 )
 from deskprof.errors import DeskprofError
 from deskprof.redact import scrub_sql
@@ -344,6 +345,7 @@ def _finding(
     at_endpoint = rows[rows["endpoint"] == endpoint] if endpoint else rows
     affected = int(at_endpoint["request_id"].nunique()) if endpoint else len(rows)
     per_request_ms = float(at_endpoint["duration_ns"].sum()) / max(affected, 1) / NS_PER_MS
+    typical_ms = typical_ms_per_request(at_endpoint, affected)
     if gain is not None and verified == "sqlite copy":
         share, basis = gain, "time on a copy of the database, before and after the index"
     elif gain is not None:
@@ -357,7 +359,7 @@ def _finding(
         )
     else:
         share, basis = 0.5, "assumed half (SQLite: no row counts, not verified)"
-    saving = per_request_ms * share
+    saving = typical_ms * share
     ddl = f"CREATE INDEX ON {scan.table} ({', '.join(chosen)})"
     evidence = {
         "fingerprint": fp,
@@ -377,6 +379,7 @@ def _finding(
         "plan_note": plan.note,
         "plan_with_index": copy_check.plan_after if copy_check else None,
         "db_ms_per_request": round(per_request_ms, 3),
+        "typical_db_ms_per_request": round(typical_ms, 3),  # at the median: the saving's base
         "saving_basis": basis,
     }
     if verified == "hypopg":

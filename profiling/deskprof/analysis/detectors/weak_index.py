@@ -35,7 +35,13 @@ from deskprof.analysis.explain import (
 )
 from deskprof.analysis.finding import Finding, Thresholds, severity_for
 from deskprof.analysis.index_check import CopyCheck, CopyOnDemand, SqliteCopy
-from deskprof.analysis.sqltext import NS_PER_MS, endpoint_stat, endpoint_stats, top_endpoint
+from deskprof.analysis.sqltext import (
+    NS_PER_MS,
+    endpoint_stat,
+    endpoint_stats,
+    top_endpoint,
+    typical_ms_per_request,
+)
 from deskprof.errors import DeskprofError
 
 _WHERE = re.compile(r"\bwhere\b(.+?)(?:\bgroup by\b|\border by\b|\blimit\b|\boffset\b|$)", re.S)
@@ -201,6 +207,7 @@ def _finding(
     at_endpoint = rows[rows["endpoint"] == endpoint] if endpoint else rows
     affected = int(at_endpoint["request_id"].nunique()) if endpoint else len(at_endpoint)
     per_request_ms = float(at_endpoint["duration_ns"].sum()) / max(affected, 1) / NS_PER_MS
+    typical_ms = typical_ms_per_request(at_endpoint, affected)
     table_rows = plan.table_rows.get(search.table, 0.0)
     after_rows = fix["rows_after"]
     if check.before_ms and check.after_ms is not None:
@@ -212,7 +219,7 @@ def _finding(
         share = 1.0 - after / per_key
         basis = "rows read per lookup on a copy, before and after (values were redacted)"
         measured = f"verified on a copy: about {per_key:,.0f} -> {after:,.0f} rows per lookup"
-    saving = per_request_ms * max(share, 0.0)
+    saving = typical_ms * max(share, 0.0)
     if fix["how"] == "analyze":
         chosen = next((line for line in check.plan_after if "INDEX" in line), "another plan")
         remedy = (
@@ -239,6 +246,7 @@ def _finding(
         "plan": check.plan_before,
         "plan_after_fix": check.plan_after,
         "db_ms_per_request": round(per_request_ms, 3),
+        "typical_db_ms_per_request": round(typical_ms, 3),  # at the median: the saving's base
         "saving_basis": basis,
     }
     return Finding(

@@ -273,17 +273,20 @@ def _finding(
         severity=severity_for(saving, endpoint_stat(stats, endpoint, "median_ms"), t),
         endpoint=endpoint,
         title=(
-            f"Write contention: {len(rows)} writes to {where} wait for each other "
+            f"Write contention: {verdict['overlapped_calls']} of {len(rows)} writes to {where} "
+            "waited for another writer's open transaction "
             f"(p95 {evidence['p95_ms']:.0f} ms, alone {verdict['lone_median_ms']:.2f} ms)"
         ),
         evidence=[evidence],
         estimated_saving_ms=saving,
         fix=(
             "Not an index: the write finds its rows by key and waits for other "
-            "requests' open transactions on "
-            f"{tables}. Take it off the request path (count in Redis with INCR and flush "
-            "in batches, or queue it), commit right after the write so the lock is held "
-            "briefly, and on SQLite use WAL mode with a busy_timeout."
+            f"requests' open transactions on {tables} (on SQLite the lock is the whole "
+            "database: any write waits for any open write transaction). Keep the "
+            "transaction short: do the slow work of the request (rendering, search "
+            "indexing, HTTP calls) after the COMMIT, not between the write and it; or "
+            "take the write off the request path (count in Redis with INCR and flush in "
+            "batches, or queue it)."
         ),
         affected_requests=affected,
     )
