@@ -23,6 +23,7 @@ from deskprof.analysis.finding import (
     rank,
     severity_for,
 )
+from deskprof.analysis.sqltext import filter_columns
 from deskprof.errors import DeskprofError
 from tests.unit.test_findings_sql import per_request, queries, requests
 
@@ -181,7 +182,7 @@ def test_missing_index_unverified_without_hypopg_and_notes_explain_errors(
 def test_index_columns_leave_out_comparisons_an_index_cannot_narrow() -> None:
     """FlaskBB's ``topic_id = ? AND hidden != ?`` got ``(topic_id, hidden)``: a ``!=``
     column adds nothing to the index."""
-    columns = detectors_index._filter_columns
+    columns = filter_columns
     assert columns("posts.topic_id = ? and posts.hidden != ?", "posts", ["topic_id", "hidden"]) == (
         ["topic_id"],
         [],

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from deskprof.analysis.explain import sqlite_deadline, sqlite_error
+from deskprof.analysis.explain import (
+    bind_values,
+    parse_parameters,
+    rewrite_placeholders,
+    sqlite_deadline,
+    sqlite_error,
+)
 from deskprof.errors import DeskprofError
 
 MAX_COPY_BYTES = 2 << 30  # larger files are not copied: the suggestion stays unverified
@@ -44,6 +50,22 @@ class CopyCheck:
     before_ms: float | None = None  # median of RUNS, with values kept
     after_ms: float | None = None
     index: str = ""  # the trial index's name on the copy (dropped again)
+
+
+def copy_statement(
+    plan: Any, parameters: Any, parameters_kept: bool | None
+) -> tuple[str, list[Any], bool]:
+    """(statement with ``?`` placeholders, its arguments, whether it can be timed) for
+    running a planned statement on the copy: timed only with the values kept (NULLs
+    would time a query that matches nothing), planned with NULLs otherwise."""
+    text, keys = rewrite_placeholders(plan.statement, "qmark")
+    values = parse_parameters(parameters) if not plan.generic else None
+    timed = values is not None and parameters_kept is not False
+    try:
+        args = bind_values(values, keys) if timed else [None] * len(keys)
+    except DeskprofError:  # a value missing: plan it generically, do not time it
+        args, timed = [None] * len(keys), False
+    return text, args, timed
 
 
 def index_ddl(table: str, elements: list[str], name: str | None = None) -> str:

@@ -177,3 +177,40 @@ def typical_ms_per_request(rows: pd.DataFrame, requests: int) -> float:
     if rows.empty:
         return 0.0
     return float(rows["duration_ns"].median()) * len(rows) / max(requests, 1) / NS_PER_MS
+
+
+_WHERE = re.compile(r"\bwhere\b(.+?)(?:\bgroup by\b|\border by\b|\blimit\b|\boffset\b|$)", re.S)
+IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def where_text(fingerprint: str) -> str:
+    """The WHERE clause of a statement (up to GROUP BY, ORDER BY, LIMIT or OFFSET)."""
+    match = _WHERE.search(fingerprint.lower())
+    return match.group(1) if match else ""
+
+
+def filter_columns(text: str, table: str, columns: list[str]) -> tuple[list[str], list[str]]:
+    """(equality columns, other filter columns) of ``table`` named in a filter text."""
+    text = text.lower()
+    known = [c.lower() for c in columns]
+    named = []
+    for word in IDENT.findall(text):
+        if word in known and word not in named:
+            named.append(word)
+    equality = [
+        c
+        for c in named
+        if re.search(rf"\b{c}\b\)?(?:::[a-z ]+?)?\)?\s*=(?!=)", text)
+        or re.search(rf"(?<![<>!])=\s*\(?\(?(?:{table}\.)?{c}\b", text)
+    ]
+    # a column only ever compared with != / NOT IN / IS NOT cannot narrow an index range
+    other = [
+        c
+        for c in named
+        if c not in equality
+        and (
+            not re.search(rf"\b{c}\b\)?\s*(?:!=|<>|is not\b|not in\b|not like\b)", text)
+            or re.search(rf"\b{c}\b\)?\s*(?:<=|>=|<(?!>)|>|between\b|like\b|in\b)", text)
+        )
+    ]
+    return equality, other

@@ -32,54 +32,25 @@ import pandas as pd
 
 from deskprof.analysis.explain import (
     SeqScan,
-    bind_values,
     explained_reads,
     hypothetical_costs,
-    parse_parameters,
-    rewrite_placeholders,
 )
 from deskprof.analysis.finding import Finding, Thresholds, combine, severity_for
-from deskprof.analysis.index_check import CopyCheck, CopyOnDemand
+from deskprof.analysis.index_check import CopyCheck, CopyOnDemand, copy_statement
 from deskprof.analysis.sqltext import (
+    IDENT,
     NS_PER_MS,
     endpoint_stat,
     endpoint_stats,
+    filter_columns,
     top_endpoint,
     typical_ms_per_request,
+    where_text,
 )
 from deskprof.errors import DeskprofError
 from deskprof.redact import scrub_sql
 
-_WHERE = re.compile(r"\bwhere\b(.+?)(?:\bgroup by\b|\border by\b|\blimit\b|\boffset\b|$)", re.S)
-_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 MAX_PLAN_CHARS = 2000
-
-
-def _filter_columns(text: str, table: str, columns: list[str]) -> tuple[list[str], list[str]]:
-    """(equality columns, other filter columns) of ``table`` named in a filter text."""
-    text = text.lower()
-    known = [c.lower() for c in columns]
-    named = []
-    for word in _IDENT.findall(text):
-        if word in known and word not in named:
-            named.append(word)
-    equality = [
-        c
-        for c in named
-        if re.search(rf"\b{c}\b\)?(?:::[a-z ]+?)?\)?\s*=(?!=)", text)
-        or re.search(rf"(?<![<>!])=\s*\(?\(?(?:{table}\.)?{c}\b", text)
-    ]
-    # a column only ever compared with != / NOT IN / IS NOT cannot narrow an index range
-    other = [
-        c
-        for c in named
-        if c not in equality
-        and (
-            not re.search(rf"\b{c}\b\)?\s*(?:!=|<>|is not\b|not in\b|not like\b)", text)
-            or re.search(rf"\b{c}\b\)?\s*(?:<=|>=|<(?!>)|>|between\b|like\b|in\b)", text)
-        )
-    ]
-    return equality, other
 
 
 _DIRECTION = re.compile(r"\s+(?:asc|desc)?\s*(?:nulls\s+(?:first|last))?\s*$", re.I)
@@ -97,7 +68,7 @@ def _sort_columns(keys: list[str], columns: list[str]) -> list[str]:
             text = text[1:-1].strip()
         if "(" in text:
             expression = _QUALIFIER.sub("", text)
-            used = set(_IDENT.findall(expression)) & known
+            used = set(IDENT.findall(expression)) & known
             element = f"({expression})"
             if used and element not in out:
                 out.append(element)
@@ -137,7 +108,7 @@ def _scan_problem(
 ) -> dict[str, Any] | None:
     if plan_rows < t.index_min_table_rows:
         return None
-    equality, other = _filter_columns(filter_text, scan.table, columns)
+    equality, other = filter_columns(filter_text, scan.table, columns)
     sort = _sort_columns(scan.sort_keys, columns)
     selectivity = None
     if scan.rows_scanned:
@@ -249,8 +220,7 @@ def _check_plan(
     fp = str(slowest["fingerprint"])
     for scan in plan.seq_scans:
         columns = plan.table_columns.get(scan.table, [])
-        where = _WHERE.search(fp)
-        filter_text = scan.filter or (where.group(1) if where else "")
+        filter_text = scan.filter or where_text(fp)
         problem = _scan_problem(scan, plan.table_rows.get(scan.table, 0.0), filter_text, columns, t)
         if problem is None:
             continue
@@ -416,13 +386,7 @@ def _try_on_copy(
     copy = copies.get()
     if copy is None:
         return None
-    text, keys = rewrite_placeholders(plan.statement, "qmark")
-    values = parse_parameters(slowest["parameters"]) if not plan.generic else None
-    timed = values is not None and (parameters_kept is not False)
-    try:
-        args = bind_values(values, keys) if timed else [None] * len(keys)
-    except DeskprofError:  # a value missing: plan it generically, do not time it
-        args, timed = [None] * len(keys), False
+    text, args, timed = copy_statement(plan, slowest["parameters"], parameters_kept)
     for elements in candidates:
         try:
             check = copy.check(text, args, table, elements, timed)

@@ -20,7 +20,6 @@ statistics itself, and the missing-index detector reads its plans' row counts.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pandas as pd
@@ -28,24 +27,21 @@ import pandas as pd
 from deskprof.analysis.explain import (
     IndexSearch,
     Plan,
-    bind_values,
     explained_reads,
-    parse_parameters,
-    rewrite_placeholders,
 )
 from deskprof.analysis.finding import Finding, Thresholds, severity_for
-from deskprof.analysis.index_check import CopyCheck, CopyOnDemand, SqliteCopy
+from deskprof.analysis.index_check import CopyCheck, CopyOnDemand, SqliteCopy, copy_statement
 from deskprof.analysis.sqltext import (
     NS_PER_MS,
     endpoint_stat,
     endpoint_stats,
+    filter_columns,
     top_endpoint,
     typical_ms_per_request,
+    where_text,
 )
 from deskprof.errors import DeskprofError
 
-_WHERE = re.compile(r"\bwhere\b(.+?)(?:\bgroup by\b|\border by\b|\blimit\b|\boffset\b|$)", re.S)
-_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 MIN_ROWS_RATIO = 10.0  # without times: the fix must read this many times fewer rows
 
 
@@ -89,17 +85,6 @@ def detect_weak_indexes(
     return findings
 
 
-def _filter_columns(fingerprint: str, columns: list[str]) -> list[str]:
-    """Columns of the table named in the statement's WHERE, in order."""
-    where = _WHERE.search(fingerprint.lower())
-    known = {c.lower() for c in columns}
-    named: list[str] = []
-    for word in _IDENT.findall(where.group(1) if where else ""):
-        if word in known and word not in named:
-            named.append(word)
-    return named
-
-
 def _judge(
     rows: pd.DataFrame,
     slowest: pd.Series,
@@ -115,21 +100,14 @@ def _judge(
     if table_rows < t.index_min_table_rows or not prefix:
         return None
     fp = str(slowest["fingerprint"])
-    unserved = [
-        c
-        for c in _filter_columns(fp, plan.table_columns.get(search.table, []))
-        if c not in search.columns
-    ]
+    equality, other = filter_columns(
+        where_text(fp), search.table, plan.table_columns.get(search.table, [])
+    )
+    unserved = [c for c in [*equality, *other] if c not in search.columns]
     copy = copies.get()
     if not unserved or copy is None:
         return None
-    text, keys = rewrite_placeholders(plan.statement, "qmark")
-    values = parse_parameters(slowest["parameters"]) if not plan.generic else None
-    timed = values is not None and parameters_kept is not False
-    try:
-        args = bind_values(values, keys) if timed else [None] * len(keys)
-    except DeskprofError:
-        args, timed = [None] * len(keys), False
+    text, args, timed = copy_statement(plan, slowest["parameters"], parameters_kept)
     try:
         per_key = copy.rows_per_lookup(search.table, search.equality_columns)
         if per_key < t.weak_index_min_rows:
