@@ -42,3 +42,17 @@ def test_deliberate_costs_are_named_from_frames_and_source_lines(tmp_path) -> No
     # a minority of the hot spot, or words that only contain the names: not by design
     assert deliberate_cost({"checkpw (bcrypt/__init__.py:3)": 40, "loop (a.py:1)": 60}) == ""
     assert deliberate_cost({"compress_report (app/reports.py:9)": 10}) == ""
+
+
+def test_a_function_that_writes_a_csv_is_an_export_by_design(tmp_path) -> None:
+    """A streaming export's own CPU (building rows, formatting dates, writerow) is what
+    the endpoint is for, whichever of its lines the samples fall on."""
+    export = tmp_path / "export.py"
+    export.write_text(
+        "import csv\n\ndef stream(rows, out):\n    writer = csv.writer(out)\n"
+        "    for row in rows:\n        writer.writerow([iso(v) for v in row])\n\n"
+        "def other(rows):\n    return sum(rows)\n"
+    )
+    leaves = {f"stream ({export}:6)": 30, f"stream ({export}:5)": 40}
+    assert deliberate_cost(leaves, f"stream ({export})") == "CSV serialization"
+    assert deliberate_cost({f"other ({export}:9)": 10}, f"other ({export})") == ""

@@ -49,9 +49,34 @@ def _kind_of(label: str) -> str:
     return ""
 
 
-def deliberate_cost(leaf_samples: Mapping[str, float]) -> str:
+_CSV_WRITER = re.compile(r"\bcsv\.(?:writer|DictWriter)\(|\.writerows?\(")
+
+
+def _function_source(owner: str) -> str:
+    """The source of the function an owner frame names (``name (file)``), from the file
+    when it is on this host: its ``def`` line to the next line indented as far or less."""
+    function, file, _ = parse_frame(owner)
+    name = function.rsplit(".", 1)[-1].split("<", 1)[0]
+    lines = linecache.getlines(file) if file else []
+    for number, line in enumerate(lines):
+        if re.match(rf"\s*(?:async\s+)?def {re.escape(name)}\(", line):
+            indent = len(line) - len(line.lstrip())
+            body = [line]
+            for following in lines[number + 1 :]:
+                if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                    break
+                body.append(following)
+            return "".join(body)
+    return ""
+
+
+def deliberate_cost(leaf_samples: Mapping[str, float], owner: str = "") -> str:
     """The deliberate cost (``"password hashing"``...) that holds at least
-    ``MIN_SHARE`` of these leaf frames' samples, or ``""``."""
+    ``MIN_SHARE`` of these leaf frames' samples, or ``""``. ``owner``: the function whose
+    own CPU this is; one that writes a CSV (``csv.writer``, ``writerow``) is an export,
+    whose row building and writing are its product."""
+    if owner and _CSV_WRITER.search(_function_source(owner)):
+        return "CSV serialization"
     total = float(sum(leaf_samples.values()))
     if total <= 0:
         return ""

@@ -222,7 +222,7 @@ def _hotspot(
     per_request = cpu_ms / (float(requests) or 1.0)
     by_leaf = rows.groupby("leaf")["n_samples"].sum().sort_values(ascending=False)
     leaves = by_leaf.head(3)
-    by_design = deliberate_cost(by_leaf.head(20).to_dict())
+    by_design = deliberate_cost(by_leaf.head(20).to_dict(), str(subject.get("function", "")))
     if by_design:  # paid on purpose: no saving proposed, no rewrite advised
         title = f"{title} (by design: {by_design})"
         fix, basis = ADVICE[by_design], f"none proposed: {by_design} is a cost paid on purpose"
