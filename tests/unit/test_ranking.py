@@ -56,3 +56,7 @@ def test_a_function_that_writes_a_csv_is_an_export_by_design(tmp_path) -> None:
     leaves = {f"stream ({export}:6)": 30, f"stream ({export}:5)": 40}
     assert deliberate_cost(leaves, f"stream ({export})") == "CSV serialization"
     assert deliberate_cost({f"other ({export}:9)": 10}, f"other ({export})") == ""
+    # a helper the export calls per cell (a date formatter) is the export's work too
+    helper = f"iso ({tmp_path / 'dates.py'})"
+    assert deliberate_cost({}, helper, [f"stream ({export}:6)"]) == "CSV serialization"
+    assert deliberate_cost({}, helper, [f"other ({export}:9)"]) == ""

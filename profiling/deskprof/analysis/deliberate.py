@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import linecache
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from deskprof.bundle.frames import parse_frame
 
@@ -70,12 +70,15 @@ def _function_source(owner: str) -> str:
     return ""
 
 
-def deliberate_cost(leaf_samples: Mapping[str, float], owner: str = "") -> str:
+def deliberate_cost(
+    leaf_samples: Mapping[str, float], owner: str = "", callers: Sequence[str] = ()
+) -> str:
     """The deliberate cost (``"password hashing"``...) that holds at least
     ``MIN_SHARE`` of these leaf frames' samples, or ``""``. ``owner``: the function whose
-    own CPU this is; one that writes a CSV (``csv.writer``, ``writerow``) is an export,
-    whose row building and writing are its product."""
-    if owner and _CSV_WRITER.search(_function_source(owner)):
+    own CPU this is, ``callers`` the frames that called it, nearest first; a function that
+    writes a CSV (``csv.writer``, ``writerow``), or one it calls (a date formatter), is an
+    export, whose row building and writing are its product."""
+    if any(_CSV_WRITER.search(_function_source(f)) for f in [owner, *callers][:3] if f):
         return "CSV serialization"
     total = float(sum(leaf_samples.values()))
     if total <= 0:

@@ -84,14 +84,15 @@ def detect_cpu_hotspots(
             if share < t.cpu_min_share or count < t.cpu_min_samples:
                 continue
             caller = short_owner(owner)
+            mine = own[own["owner"] == owner]
             findings.append(
                 _hotspot(
                     endpoint,
-                    own[own["owner"] == owner],
+                    mine,
                     total,
                     per_endpoint,
                     rate_hz,
-                    subject={"function": owner},
+                    subject={"function": owner, "called_by": _callers(mine, stacks, owner)},
                     extra={
                         "endpoint_library_samples": int(library),
                         "database_samples_left_out": int(in_database.get(endpoint, 0)),
@@ -106,6 +107,17 @@ def detect_cpu_hotspots(
             )
         findings += _library_hotspots(endpoint, rows, total, per_endpoint, t, rate_hz, app_packages)
     return _by_module(findings)
+
+
+def _callers(rows: pd.DataFrame, stacks: pd.DataFrame, owner: str, most: int = 3) -> list[str]:
+    """The frames that called ``owner`` on its heaviest stack, nearest first: whose work
+    it is doing (a date formatter called by a CSV export is the export's)."""
+    heaviest = rows.groupby("stack_id")["n_samples"].sum().idxmax()
+    found = stacks.loc[stacks["stack_id"] == heaviest, "frames"]
+    frames = list(found.iloc[0]) if len(found) and found.iloc[0] is not None else []
+    function, file, _ = parse_frame(owner)
+    at = [i for i, frame in enumerate(frames) if parse_frame(frame)[:2] == (function, file)]
+    return [str(f) for f in reversed(frames[: at[0]])][:most] if at else []
 
 
 def _by_module(findings: list[Finding]) -> list[Finding]:
@@ -222,7 +234,9 @@ def _hotspot(
     per_request = cpu_ms / (float(requests) or 1.0)
     by_leaf = rows.groupby("leaf")["n_samples"].sum().sort_values(ascending=False)
     leaves = by_leaf.head(3)
-    by_design = deliberate_cost(by_leaf.head(20).to_dict(), str(subject.get("function", "")))
+    by_design = deliberate_cost(
+        by_leaf.head(20).to_dict(), str(subject.get("function", "")), subject.get("called_by", [])
+    )
     if by_design:  # paid on purpose: no saving proposed, no rewrite advised
         title = f"{title} (by design: {by_design})"
         fix, basis = ADVICE[by_design], f"none proposed: {by_design} is a cost paid on purpose"
