@@ -144,3 +144,22 @@ def test_a_cache_finding_about_the_pages_counts_is_the_pagination_finding() -> N
         ("deep_pagination", "GET /x"),
         ("uncached_read", "GET /y"),
     ]
+
+
+def test_writes_that_all_wait_are_contention_judged_against_the_one_that_did_not() -> None:
+    """Under steady load the lock is never free: every write but the first waited 30 ms
+    behind the one before it (each holds its transaction 40 ms)."""
+    rows, reqs, conns = [], [], []
+    for r in range(30):
+        start = r * 35 * MS
+        duration = int(0.05 * MS) if r == 0 else 30 * MS + r * 1000
+        end = start + duration + 40 * MS
+        rows.append({"request_id": f"r{r}", "start_ns": start, "duration_ns": duration,
+                     "statement": VIEW, "connection_id": r, "endpoint": ENDPOINT})  # fmt: skip
+        reqs.append({"request_id": f"r{r}", "endpoint": ENDPOINT, "start_ns": start,
+                     "end_ns": end, "duration_ns": end - start})  # fmt: skip
+        conns.append({"pid": 1, "ts_ns": end, "event": "checkin", "request_id": f"r{r}",
+                      "connection_id": r})  # fmt: skip
+    (finding,) = detect_write_contention(queries(rows), pd.DataFrame(reqs), pd.DataFrame(conns))
+    assert finding.evidence[0]["lone_calls"] == 1
+    assert finding.evidence[0]["lone_median_ms"] == 0.05
