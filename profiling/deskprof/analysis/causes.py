@@ -21,16 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from deskprof.analysis.finding import SEVERITIES, Finding
+from deskprof.analysis.finding import Finding, more_severe
 
 # most specific first: the kept finding of a group is the first of these it has
 EXPLAINS = ("missing_index", "weak_index", "write_contention", "deep_pagination", "slow_query")
 _STATEMENT_KEYS = ("fingerprint", "page_fingerprint")
 _INDEX_KINDS = ("missing_index", "weak_index")
-
-
-def _severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
 def statements_of(finding: Finding) -> set[str]:
@@ -88,7 +84,7 @@ def _fold(finding: Finding, into: Finding) -> None:
             f"{finding.evidence[0].get('saving_basis', '')}"
         ).rstrip(": ")
     into.affected_requests = max(into.affected_requests, finding.affected_requests)
-    into.severity = min(into.severity, finding.severity, key=_severity_rank)
+    into.severity = more_severe(into.severity, finding.severity)
 
 
 def _pagination_left(finding: Finding, owner: dict[str, Finding]) -> Finding | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,22 @@ def severity_for(saving_ms: float, endpoint_ms: float, thresholds: Thresholds) -
     return "low"
 
 
+def group_findings(
+    findings: Iterable[Finding], key: Callable[[Finding], Hashable]
+) -> dict[Hashable, list[Finding]]:
+    """Findings by ``key``, groups and their members in first-seen order (for
+    :func:`combine`)."""
+    groups: dict[Hashable, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(key(finding), []).append(finding)
+    return groups
+
+
+def more_severe(a: str, b: str) -> str:
+    """The more severe of two severities (an unknown one counts as the mildest)."""
+    return min(a, b, key=lambda s: _SEVERITY_RANK.get(s, len(SEVERITIES)))
+
+
 def combine(findings: list[Finding], summary: dict[str, Any] | None = None) -> Finding:
     """One finding of several about one cause seen in different requests (one index for
     two endpoints' queries, one endpoint's page queries): the costliest kept, the others'
@@ -185,8 +201,7 @@ def combine(findings: list[Finding], summary: dict[str, Any] | None = None) -> F
     main.estimated_saving_ms = total / main.affected_requests
     for other in ordered[1:]:
         main.evidence.extend(other.evidence)
-        if _SEVERITY_RANK.get(other.severity, 9) < _SEVERITY_RANK.get(main.severity, 9):
-            main.severity = other.severity
+        main.severity = more_severe(main.severity, other.severity)
     main.evidence[0].update(summary or {})
     return main
 
@@ -205,19 +220,18 @@ def grade(
         return out
     for finding in out:
         if finding.estimated_saving_ms <= 0:
-            memory = finding.kind.startswith("memory")
-            finding.severity = "medium" if memory and finding.severity == "high" else (
-                finding.severity if memory else "low"
-            )  # fmt: skip
+            if not finding.kind.startswith("memory"):
+                finding.severity = "low"
+            elif finding.severity == "high":
+                finding.severity = "medium"
             continue
         share = finding.total_saving_ms / request_ms_total
-        finding.severity = (
-            "high"
-            if share >= thresholds.severity_total_high_share
-            else "medium"
-            if share >= thresholds.severity_total_medium_share
-            else "low"
-        )
+        if share >= thresholds.severity_total_high_share:
+            finding.severity = "high"
+        elif share >= thresholds.severity_total_medium_share:
+            finding.severity = "medium"
+        else:
+            finding.severity = "low"
         first = finding.evidence[0] if finding.evidence else None
         if isinstance(first, dict):
             first["share_of_all_request_time"] = round(share, 4)  # every endpoint's

@@ -134,6 +134,9 @@ def detect_all(
     requests = _table(capture, "requests")
     request_ms = float(requests["duration_ns"].sum()) / 1e6 if "duration_ns" in requests else 0.0
     ranked = rank(grade(one_per_cause(found), request_ms, thresholds))
-    paid = [f for f in ranked if f.evidence and f.evidence[0].get("by_design")]
-    kept = [f for f in ranked if f not in paid]
+    kept: list[Finding] = []
+    paid: list[Finding] = []  # costs paid on purpose: listed apart, not as findings
+    for finding in ranked:
+        by_design = bool(finding.evidence and finding.evidence[0].get("by_design"))
+        (paid if by_design else kept).append(finding)
     return FindingList(kept, skipped, paid)

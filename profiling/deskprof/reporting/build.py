@@ -188,8 +188,12 @@ def capture_facts(capture: Capture) -> list[tuple[str, str]]:
     return [(key, scrub_text(str(value))) for key, value in facts]
 
 
-def _profile_table(capture: Capture, number: int) -> Table:
-    profile = query_profile(capture.queries, top=TOP_QUERIES)
+def _query_anchor(number: int, fingerprint_id: str) -> str:
+    """The id of a fingerprint's row in capture ``number``'s query profile."""
+    return f"query-{number}-{fingerprint_id}"
+
+
+def _profile_table(capture: Capture, number: int, profile: pd.DataFrame) -> Table:
     stats = overall_stats(capture.queries)
     shown = pd.DataFrame(
         {
@@ -213,7 +217,7 @@ def _profile_table(capture: Capture, number: int) -> Table:
         f"Query profile (top {TOP_QUERIES} fingerprints by total time)",
         shown,
         f"Measured by the in-process probe around each DBAPI execute. {note}",
-        row_ids=[f"query-{number}-{fp_id}" for fp_id in profile["fingerprint_id"]],
+        row_ids=[_query_anchor(number, fp_id) for fp_id in profile["fingerprint_id"]],
     )
 
 
@@ -302,8 +306,9 @@ def finding_links(
         for key in ("fingerprint", "page_fingerprint", "count_fingerprint"):
             fp_id = row.get("fingerprint_id") if key == "fingerprint" else None
             fp_id = fp_id or ids.get(str(row.get(key, "")))
-            if fp_id and fp_id in shown and f"query-{number}-{fp_id}" not in queries:
-                queries.append(f"query-{number}-{fp_id}")
+            anchor = _query_anchor(number, fp_id) if fp_id in shown else ""
+            if anchor and anchor not in queries:
+                queries.append(anchor)
         if not search:
             frame = row.get("function") or row.get("called_from") or row.get("call_function")
             search = str(frame).split(" (")[0].split("<locals>")[0].rstrip(".") if frame else ""
@@ -333,7 +338,8 @@ def capture_section(
     section.findings = [scrub_value(f.to_dict()) for f in found]
     section.by_design = [scrub_text(by_design_line(f)) for f in found.by_design]
     ids = _fingerprint_ids(capture)
-    shown = set(query_profile(capture.queries, top=TOP_QUERIES)["fingerprint_id"])
+    profile = query_profile(capture.queries, top=TOP_QUERIES)
+    shown = set(profile["fingerprint_id"])
     section.finding_links = [
         finding_links(f, number, ids, shown, bool(len(capture.samples))) for f in found
     ]
@@ -343,7 +349,7 @@ def capture_section(
     if len(capture.requests):
         section.tables.append(_endpoint_table(capture))
     if len(capture.queries):
-        section.tables.append(_profile_table(capture, number))
+        section.tables.append(_profile_table(capture, number, profile))
     if len(capture.db_statements):
         section.tables.append(_server_table(capture))
     if capture.manifest.overhead:

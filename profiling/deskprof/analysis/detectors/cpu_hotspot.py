@@ -31,7 +31,7 @@ import pandas as pd
 
 from deskprof.analysis.cpu_time import cpu_weight
 from deskprof.analysis.deliberate import ADVICE, deliberate_cost
-from deskprof.analysis.finding import Finding, Thresholds, combine
+from deskprof.analysis.finding import Finding, Thresholds, combine, group_findings
 from deskprof.analysis.sqltext import short_site
 from deskprof.analysis.stackframes import (
     is_application,
@@ -98,15 +98,19 @@ def detect_cpu_hotspots(
                         "database_samples_left_out": int(in_database.get(endpoint, 0)),
                     },
                     title=f"CPU hot spot: {caller} holds {share:.0%} of the endpoint's CPU",
-                    fix=(
-                        f"Make {caller} cheaper: replace per-item loops with arithmetic or SQL "
-                        "(a closed form, an aggregate), or compute it once and cache it."
-                    ),
+                    fix=_own_fix(caller),
                     basis="upper bound: all of this function's CPU time per request",
                 )
             )
         findings += _library_hotspots(endpoint, rows, total, per_endpoint, t, rate_hz, app_packages)
     return _by_module(findings)
+
+
+def _own_fix(functions: str) -> str:
+    return (
+        f"Make {functions} cheaper: replace per-item loops with arithmetic or SQL (a closed "
+        "form, an aggregate), or compute it once and cache it."
+    )
 
 
 def _callers(rows: pd.DataFrame, stacks: pd.DataFrame, owner: str, most: int = 3) -> list[str]:
@@ -124,14 +128,15 @@ def _by_module(findings: list[Finding]) -> list[Finding]:
     """Own-code hot spots of one module, whatever the endpoint, as one finding: an SLA
     module whose minute loop and its helper are hot behind three endpoints is one cause
     with one fix, not six findings. Library hot spots and by-design ones stay apart."""
-    groups: dict[str, list[Finding]] = {}
-    out = []
-    for finding in findings:
+
+    def own(finding: Finding) -> bool:
         first = finding.evidence[0]
-        if "function" not in first or first.get("by_design"):
-            out.append(finding)
-            continue
-        groups.setdefault(parse_frame(first["function"])[1], []).append(finding)
+        return "function" in first and not first.get("by_design")
+
+    out = [f for f in findings if not own(f)]
+    groups = group_findings(
+        [f for f in findings if own(f)], lambda f: parse_frame(f.evidence[0]["function"])[1]
+    )
     for module, group in groups.items():
         if len(group) == 1:
             out.append(group[0])
@@ -146,11 +151,7 @@ def _by_module(findings: list[Finding]) -> list[Finding]:
             f"CPU hot spot: {names} ({short_site(module)}) behind "
             f"{len(endpoints)} endpoint{'s' if len(endpoints) > 1 else ''}"
         )
-        merged.fix = (
-            f"Make {names} cheaper: replace per-item loops with arithmetic or SQL (a closed "
-            "form, an aggregate), or compute the result once and cache it; every endpoint "
-            "listed gains."
-        )
+        merged.fix = _own_fix(names) + " Every endpoint listed gains."
         out.append(merged)
     return out
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deskprof.analysis.finding import Finding, Thresholds, combine, severity_for
+from deskprof.analysis.finding import Finding, Thresholds, combine, group_findings, severity_for
 from deskprof.analysis.sqltext import (
     NS_PER_MS,
     endpoint_stat,
@@ -257,9 +257,7 @@ def detect_deep_pagination(
                 affected_requests=n_requests,
             )
         )
-    by_endpoint: dict[str, list[Finding]] = {}  # one endpoint's page queries: one finding
-    for finding in findings:
-        by_endpoint.setdefault(finding.endpoint, []).append(finding)
+    by_endpoint = group_findings(findings, lambda f: f.endpoint)  # one endpoint, one finding
     return [
         combine(group, {"page_queries": len(group)} if len(group) > 1 else None)
         for group in by_endpoint.values()

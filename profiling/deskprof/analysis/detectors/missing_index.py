@@ -35,7 +35,13 @@ from deskprof.analysis.explain import (
     explained_reads,
     hypothetical_costs,
 )
-from deskprof.analysis.finding import Finding, Thresholds, combine, severity_for
+from deskprof.analysis.finding import (
+    Finding,
+    Thresholds,
+    combine,
+    group_findings,
+    severity_for,
+)
 from deskprof.analysis.index_check import CopyCheck, CopyOnDemand, copy_statement
 from deskprof.analysis.sqltext import (
     IDENT,
@@ -165,23 +171,16 @@ def detect_missing_indexes(
             )
     finally:
         copies.close()
-    by_index: dict[str, list[Finding]] = {}  # one index serving several endpoints
-    for (_endpoint, ddl), finding in merged.items():
-        by_index.setdefault(ddl, []).append(finding)
+    # one index serving several endpoints, then one endpoint's indexes on one table
+    by_index = group_findings(merged.values(), lambda f: f.evidence[0]["suggested_index"])
     per_index = [
         combine(
             group, {"endpoints": sorted({f.endpoint for f in group})} if len(group) > 1 else None
         )
         for group in by_index.values()
     ]
-    return [_one_table(group) for group in _by_table(per_index).values()]
-
-
-def _by_table(findings: list[Finding]) -> dict[tuple[str, str], list[Finding]]:
-    groups: dict[tuple[str, str], list[Finding]] = {}
-    for finding in findings:
-        groups.setdefault((finding.endpoint, finding.evidence[0]["table"]), []).append(finding)
-    return groups
+    by_table = group_findings(per_index, lambda f: (f.endpoint, f.evidence[0]["table"]))
+    return [_one_table(group) for group in by_table.values()]
 
 
 def _one_table(group: list[Finding]) -> Finding:

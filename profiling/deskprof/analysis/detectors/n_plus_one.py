@@ -85,18 +85,18 @@ def _pattern(group: pd.DataFrame) -> dict:
         ),
         "found_by": "sentry" if group["sentry"].any() else "systematic",
         "call_function": str(group["call_function"].iloc[0]),
-        "_saving_total_ms": float(group["saving_ms"].sum()),
     }
 
 
 def _loop_finding(endpoint: str, loop: pd.DataFrame, stats: pd.DataFrame, t: Thresholds) -> Finding:
     """One finding for the loops of one module in one endpoint's requests (each lazy
     relation they touch a pattern), its patterns costliest first."""
-    patterns = [_pattern(group) for _, group in loop.groupby(["fingerprint_id", "call_site"])]
+    groups = [group for _, group in loop.groupby(["fingerprint_id", "call_site"])]
+    groups.sort(key=lambda group: -float(group["saving_ms"].sum()))  # costliest first
+    patterns = [_pattern(group) for group in groups]
     functions = list(dict.fromkeys(loop["call_function"].astype(str)))
-    patterns.sort(key=lambda p: -p["_saving_total_ms"])
     affected = int(loop["request_id"].nunique())
-    saving = sum(p.pop("_saving_total_ms") for p in patterns) / max(affected, 1)
+    saving = float(loop["saving_ms"].sum()) / max(affected, 1)
     top = patterns[0]
     function = functions[0] if len(functions) == 1 else ", ".join(functions)
     median_ms = endpoint_stat(stats, endpoint, "median_ms")

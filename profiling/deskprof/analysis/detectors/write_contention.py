@@ -137,8 +137,9 @@ def detect_write_contention(
     the calls that overlapped another writer's open transaction are at least
     ``contention_min_ratio`` times slower in median than those that ran alone
     (Mann-Whitney, p below ``contention_max_p``), or, with fewer than ``MIN_LONE`` lone
-    calls, the fastest tenth is that many times faster than the median and most slow
-    calls overlapped. Saving: the wait, each overlapped call's time over the lone median."""
+    calls, the median is that many times the cost alone (the lone calls' median or the
+    fastest tenth, whichever is less) and most slow calls overlapped. Saving: the wait,
+    each overlapped call's time over the cost alone."""
     t = thresholds or Thresholds()
     if queries.empty:
         return []
